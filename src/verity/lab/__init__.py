@@ -1,0 +1,1 @@
+"""The lab: small generators (autoencoder, GAN, diffusion) and code-made forgeries for training."""

@@ -1,0 +1,1 @@
+"""Pure numpy/OpenCV forensic operations: arrays in, arrays out."""

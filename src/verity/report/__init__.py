@@ -1,0 +1,1 @@
+"""Rendering of analysis results: heatmap pictures and the self-contained HTML report."""
