@@ -138,6 +138,43 @@ def load_sample(
 
 def decode(data: bytes, *, path: str | None = None, limits: Limits = DEFAULT_LIMITS) -> Sample:
     """Decode bytes into a :class:`Sample`; see :func:`load_sample`."""
+    try:
+        return _decode(data, path=path, limits=limits)
+    except InputError as e:
+        # Pillow refuses PNGs whose text chunks inflate past its safety limit; the pixels are still
+        # worth analysing, so retry without the text chunks and say what was dropped.
+        msg = str(e)
+        if e.code == "corrupt" and ("text chunk" in msg.lower() or "MAX_TEXT_CHUNK" in msg):
+            stripped, n = strip_png_text_chunks(data)
+            if n:
+                s = _decode(stripped, path=path, limits=limits)
+                s.data = data
+                s.info.setdefault("_dropped", []).append(f"{n} oversize PNG text chunk(s)")
+                return s
+        raise
+
+
+def strip_png_text_chunks(data: bytes) -> tuple[bytes, int]:
+    """Remove tEXt/zTXt/iTXt chunks from a PNG; returns (new bytes, number removed)."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return data, 0
+    out, pos, removed = [data[:8]], 8, 0
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        ctype = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > len(data):
+            out.append(data[pos:])
+            break
+        if ctype in (b"tEXt", b"zTXt", b"iTXt"):
+            removed += 1
+        else:
+            out.append(data[pos:end])
+        pos = end
+    return b"".join(out), removed
+
+
+def _decode(data: bytes, *, path: str | None, limits: Limits) -> Sample:
     from PIL import Image, ImageFile
 
     if len(data) == 0:

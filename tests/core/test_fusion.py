@@ -1,0 +1,84 @@
+"""Fusion: probabilities sum to one, evidence moves them the right way, weak evidence is inconclusive."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from verity.core.fusion import FusionModel, explain, logit
+from verity.core.types import CLASSES, Finding
+
+
+def f(name, score, labels=("edited",)):
+    return Finding(detector=name, score=score, labels=list(labels), evidence=[f"{name} says {score}"])
+
+
+def model():
+    return FusionModel(default_weights={"a": 1.0, "b": 2.0, "c": 1.0})
+
+
+def test_probabilities_sum_to_one_and_cover_classes():
+    p = model().probabilities([f("a", 0.9), f("b", 0.2, ("ai_generated",))])
+    assert set(p) == set(CLASSES)
+    assert math.isclose(sum(p.values()), 1.0)
+
+
+def test_strong_evidence_wins():
+    m = model()
+    findings = [f("b", 0.99, ("ai_generated",)), f("a", 0.5)]
+    p = m.probabilities(findings)
+    assert max(p, key=p.get) == "ai_generated"
+    assert m.verdict(p, findings) == "ai_generated"
+
+
+def test_scores_below_half_support_authentic():
+    m = model()
+    lo = m.probabilities([f("a", 0.1)])
+    mid = m.probabilities([f("a", 0.5)])
+    assert lo["authentic"] > mid["authentic"]
+    assert lo["edited"] < mid["edited"]
+
+
+def test_all_abstain_is_inconclusive():
+    m = model()
+    findings = [f("a", None), f("b", None)]
+    assert m.verdict(m.probabilities(findings), findings) == "inconclusive"
+
+
+def test_weak_evidence_is_inconclusive():
+    m = model()
+    findings = [f("a", 0.6), f("c", 0.6, ("ai_generated",))]
+    p = m.probabilities(findings)
+    assert max(p.values()) < m.inconclusive_below
+    assert m.verdict(p, findings) == "inconclusive"
+
+
+def test_abstention_contributes_nothing():
+    m = model()
+    assert m.probabilities([f("a", None)]) == m.probabilities([])
+
+
+def test_fitted_weights_override_labels(tmp_path):
+    p = tmp_path / "fusion.json"
+    p.write_text(json.dumps({"bias": {"edited": -3.0}, "weights": {"a": {"ai_generated": 2.0}}, "temperature": 2.0}))
+    m = FusionModel.load(p)
+    assert m.bias["edited"] == -3.0 and m.temperature == 2.0
+    contrib = m.contributions([f("a", 0.9)])
+    assert contrib["edited"] == {}
+    assert contrib["ai_generated"]["a"] == pytest.approx(2.0 * logit(0.9))
+
+
+def test_logit_is_clipped():
+    assert np.isfinite(logit(0.0)) and np.isfinite(logit(1.0))
+    assert logit(1.0) == pytest.approx(-logit(0.0))
+
+
+def test_explanation_names_strongest_evidence():
+    m = model()
+    findings = [f("b", 0.99, ("ai_generated",)), f("a", 0.55)]
+    p = m.probabilities(findings)
+    text = explain(m.verdict(p, findings), p, findings, m)
+    assert "AI-generated" in text and "b says 0.99" in text
