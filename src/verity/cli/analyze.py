@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
         it = tqdm(paths, desc="analysing", unit="img", file=sys.stderr)
-    from verity.report.html import ReportItem
+    from verity.report.html import ReportItem, render_item
 
     for path in it:
         try:
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps({"schema_version": SCHEMA_VERSION, "path": path, "verdict": None,
                                   "error": {"code": e.code, "message": str(e)}}), flush=True)
             if args.html:
-                report_items.append(ReportItem(path=path, error=str(e)))
+                report_items.append(render_item(ReportItem(path=path, error=str(e)), len(report_items)))
             continue
         v = pipe.analyze(sample)
         heat_paths: dict[str, str] = {}
@@ -120,10 +120,8 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(v.to_dict(heat_paths)), flush=True)
         else:
             _human(v, sys.stdout)
-        if args.html:
-            report_items.append(ReportItem(path=path, verdict=v, sample=sample))
-        else:
-            del sample
+        if args.html:  # rendered now so that no decoded image is kept
+            report_items.append(render_item(ReportItem(path=path, verdict=v, sample=sample), len(report_items)))
     if args.html:
         from verity.report.html import render_html
 

@@ -148,11 +148,16 @@ def _item_html(i: int, item: ReportItem, max_side: int) -> str:
 </section>"""
 
 
-def render_html(items: Iterable[ReportItem], title: str = "verity report", max_side: int = 1200) -> str:
-    """Return the whole report as one HTML string."""
+def render_item(item: ReportItem, index: int = 0, max_side: int = 1200) -> str:
+    """The HTML section of one item (render as you go to avoid keeping every image in memory)."""
+    return _item_html(index, item, max_side)
+
+
+def render_html(items: Iterable[ReportItem | str], title: str = "verity report", max_side: int = 1200) -> str:
+    """Return the whole report as one HTML string; items may be pre-rendered sections."""
     from verity import __version__
 
-    body = "".join(_item_html(i, it, max_side) for i, it in enumerate(items))
+    body = "".join(it if isinstance(it, str) else _item_html(i, it, max_side) for i, it in enumerate(items))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{_esc(title)}</title><style>{CSS}</style></head>
