@@ -203,7 +203,6 @@ def _decode(data: bytes, *, path: str | None, limits: Limits) -> Sample:
             frames = int(getattr(im, "n_frames", 1) or 1)
             if frames > 1:
                 im.seek(0)
-            info = _safe_info(im, limits)
             quant = None
             if fmt == "JPEG":
                 q = getattr(im, "quantization", None)
@@ -211,6 +210,7 @@ def _decode(data: bytes, *, path: str | None, limits: Limits) -> Sample:
                     quant = {int(k): [int(v) for v in t] for k, t in q.items()}
             mode = im.mode
             im.load()
+            info = _safe_info(im, limits)  # after load: PNG text chunks behind the image data
             orientation = _orientation(im)
             pixels, alpha, depth = _to_rgb8(im)
     except InputError:

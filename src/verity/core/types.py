@@ -54,7 +54,8 @@ class Sample:
         The container's metadata as Pillow reads it (text chunks, ``exif`` bytes, ``icc_profile``,
         ``xmp``, ``dpi``...). Values are left as Pillow gives them.
     quantization : dict of int to list of int, or None
-        JPEG quantization tables (table id to 64 values in zig-zag order), JPEG only.
+        JPEG quantization tables (table id to 64 values in natural row-major order, as Pillow
+        returns them), JPEG only.
     bit_depth : int
         Bits per channel of the stored image (16 for 16-bit PNG/TIFF, else 8).
     frames : int

@@ -1,0 +1,646 @@
+"""C2PA Content Credentials with ``c2pa-python`` (0.38), fully offline: read, validate and sign.
+
+* :func:`read` validates a file's manifest store and returns a plain :class:`C2paInfo`
+  (claim generator, actions, digital source types, signer, validation state and failure codes).
+* :func:`sign` embeds a signed manifest declaring how an image was made (for the lab's outputs).
+* :func:`make_dev_credentials` creates a local development CA and an ES256 signing certificate
+  with the ``emailProtection`` extended key usage, which c2pa accepts for claim signing.
+
+Offline: reading never fetches remote manifests or OCSP responses (``remote_manifest_fetch`` and
+``ocsp_fetch`` are off), and signing uses no time-stamp authority (``ta_url=None``), so
+signatures carry no trusted time stamp and are checked against the certificate's validity
+period at reading time instead. A certificate is ``Trusted`` only when its chain ends at an
+anchor you pass (``trust_anchors``, PEM) -- c2pa-python ships no trust list of its own and the
+official C2PA list would need a download; without anchors a correct signature reads as
+``Valid`` (signature and content intact, signer identity not vouched for).
+
+``c2pa`` is imported inside the functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from verity.core.errors import VerityError
+
+#: Prefix of IPTC digital source type URIs.
+DST_PREFIX = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+#: verity format name -> MIME type understood by c2pa.
+MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "TIFF": "image/tiff", "GIF": "image/gif"}
+#: Environment variable naming a PEM file of extra trust anchors for :func:`read`.
+TRUST_ENV = "VERITY_C2PA_TRUST_ANCHORS"
+
+#: Failure codes meaning the signed content no longer matches (bytes changed after signing).
+CONTENT_MISMATCH = (
+    "assertion.dataHash.mismatch",
+    "assertion.bmffHash.mismatch",
+    "assertion.boxesHash.mismatch",
+    "assertion.collectionHash.mismatch",
+)
+#: Failure codes meaning the manifest itself was altered or is incomplete.
+MANIFEST_TAMPERED = (
+    "claimSignature.mismatch",
+    "claimSignature.missing",
+    "assertion.hashedURI.mismatch",
+    "assertion.missing",
+    "assertion.notRedactable",
+    "claim.missing",
+    "claim.malformed",
+    "signingCredential.invalid",
+    "manifest.multipleParents",
+)
+#: Failure codes about who signed, not about what was signed.
+TRUST_CODES = ("signingCredential.untrusted", "signingCredential.expired", "signingCredential.revoked")
+
+
+class C2paUnavailable(VerityError):
+    """``c2pa-python`` is not installed."""
+
+    code = "missing_dependency"
+
+
+class C2paSignError(VerityError):
+    """Signing failed (bad certificate, key, or unsupported format)."""
+
+    code = "sign_failed"
+
+
+def _c2pa() -> Any:
+    try:
+        import c2pa
+    except ImportError as e:  # pragma: no cover - c2pa is a declared dependency
+        raise C2paUnavailable("c2pa-python is not installed (pip install c2pa-python)") from e
+    return c2pa
+
+
+def term_of(uri: str | None) -> str | None:
+    """``"http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"`` -> ``"trainedAlgorithmicMedia"``."""
+    if not uri or not isinstance(uri, str):
+        return None
+    return uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+def has_c2pa_marker(data: bytes) -> bool:
+    """Cheap pre-check: does the file contain a JUMBF ``c2pa`` box or an XMP link to a remote
+    manifest (``dcterms:provenance``)?"""
+    return (data.find(b"c2pa") >= 0 and data.find(b"jumb") >= 0) or data.find(b"dcterms:provenance") >= 0
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class C2paAction:
+    """One entry of a ``c2pa.actions`` assertion."""
+
+    action: str
+    digital_source_type: str | None = None
+    software_agent: str | None = None
+    when: str | None = None
+    description: str | None = None
+
+
+@dataclass
+class C2paInfo:
+    """What a file's C2PA manifest store says, as plain data.
+
+    Attributes
+    ----------
+    present : bool
+        A manifest store was found and parsed.
+    validation_state : str or None
+        ``"Trusted"``, ``"Valid"`` or ``"Invalid"`` (c2pa's overall verdict).
+    claim_generator : str or None
+        Name (and version) of the software that made the active claim.
+    title, format : str or None
+    actions : list of C2paAction
+        Actions of the active manifest.
+    digital_source_types : list of str
+        IPTC terms found in the active manifest's actions.
+    history_source_types : list of str
+        IPTC terms found in earlier (ingredient) manifests.
+    signer, issuer : str or None
+        Certificate common name and issuer organisation of the active claim's signature.
+    signed_at : str or None
+        Signing time from a trusted time stamp, when there is one.
+    alg : str or None
+    failures : list of (str, str)
+        Validation failure codes and explanations for the active manifest.
+    informational : list of (str, str)
+    ingredients : list of str
+        Titles of the active manifest's ingredients.
+    manifests : int
+        Number of manifests in the store.
+    remote_url : str or None
+        Where the manifest lives when it is not embedded (not fetched: offline).
+    error : str or None
+        Why the store could not be read, when ``present`` is False but C2PA data was there.
+    """
+
+    present: bool = False
+    validation_state: str | None = None
+    claim_generator: str | None = None
+    title: str | None = None
+    format: str | None = None
+    actions: list[C2paAction] = field(default_factory=list)
+    digital_source_types: list[str] = field(default_factory=list)
+    history_source_types: list[str] = field(default_factory=list)
+    signer: str | None = None
+    issuer: str | None = None
+    signed_at: str | None = None
+    alg: str | None = None
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    informational: list[tuple[str, str]] = field(default_factory=list)
+    ingredients: list[str] = field(default_factory=list)
+    manifests: int = 0
+    remote_url: str | None = None
+    error: str | None = None
+
+    @property
+    def failure_codes(self) -> list[str]:
+        return [c for c, _ in self.failures]
+
+    @property
+    def content_modified(self) -> bool:
+        """The signed hash of the content no longer matches the file."""
+        return any(c in CONTENT_MISMATCH or (c.endswith("Hash.mismatch")) for c in self.failure_codes)
+
+    @property
+    def manifest_tampered(self) -> bool:
+        return any(c in MANIFEST_TAMPERED for c in self.failure_codes)
+
+    @property
+    def trusted(self) -> bool:
+        return self.validation_state == "Trusted"
+
+    @property
+    def signature_ok(self) -> bool:
+        """Signature and content verified (whether or not the signer is trusted)."""
+        return self.present and not self.content_modified and not self.manifest_tampered and not [
+            c for c in self.failure_codes if c not in TRUST_CODES
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def _load_pem(value: str | bytes | os.PathLike | None) -> str | None:
+    """PEM text from text, bytes or a file path; ``None`` passes through."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace")
+    s = str(value)
+    if "-----BEGIN" in s:
+        return s
+    p = Path(s)
+    if p.is_file():
+        return p.read_text("ascii", "replace")
+    raise VerityError(f"trust anchors: {s!r} is neither PEM text nor a readable file")
+
+
+@lru_cache(maxsize=8)
+def _reader_context(anchors: str | None, allowed: str | None, verify_trust: bool) -> Any:
+    c2pa = _c2pa()
+    cfg: dict[str, Any] = {
+        "verify": {
+            "remote_manifest_fetch": False,
+            "ocsp_fetch": False,
+            "verify_trust": bool(verify_trust),
+            "verify_after_reading": True,
+        },
+    }
+    trust: dict[str, Any] = {}
+    if anchors:
+        trust["user_anchors"] = anchors
+    if allowed:
+        trust["allowed_list"] = allowed
+    if trust:
+        cfg["trust"] = trust
+    return c2pa.Context.from_dict(cfg)
+
+
+def _agent(a: Any) -> str | None:
+    if isinstance(a, str):
+        return a
+    if isinstance(a, dict):
+        n = a.get("name")
+        v = a.get("version")
+        return f"{n} {v}" if n and v else (str(n) if n else None)
+    return None
+
+
+def _generator(m: dict[str, Any]) -> str | None:
+    info = m.get("claim_generator_info")
+    if isinstance(info, list) and info and isinstance(info[0], dict):
+        return _agent(info[0])
+    if isinstance(info, dict):
+        return _agent(info)
+    cg = m.get("claim_generator")
+    return cg if isinstance(cg, str) else None
+
+
+def _actions(m: dict[str, Any]) -> list[C2paAction]:
+    out = []
+    for a in m.get("assertions") or []:
+        if not isinstance(a, dict) or not str(a.get("label", "")).startswith("c2pa.actions"):
+            continue
+        data = a.get("data") if isinstance(a.get("data"), dict) else {}
+        for act in data.get("actions") or []:
+            if not isinstance(act, dict):
+                continue
+            params = act.get("parameters") if isinstance(act.get("parameters"), dict) else {}
+            out.append(
+                C2paAction(
+                    action=str(act.get("action", "")),
+                    digital_source_type=term_of(act.get("digitalSourceType") or params.get("digitalSourceType")),
+                    software_agent=_agent(act.get("softwareAgent")),
+                    when=act.get("when") if isinstance(act.get("when"), str) else None,
+                    description=act.get("description") if isinstance(act.get("description"), str) else None,
+                )
+            )
+    return out
+
+
+def parse_store(store: dict[str, Any]) -> C2paInfo:
+    """Turn c2pa's manifest-store JSON (``Reader.json()``) into a :class:`C2paInfo`."""
+    info = C2paInfo(present=True)
+    manifests = store.get("manifests") if isinstance(store.get("manifests"), dict) else {}
+    info.manifests = len(manifests)
+    info.validation_state = store.get("validation_state")
+    active_label = store.get("active_manifest")
+    active = manifests.get(active_label) if isinstance(active_label, str) else None
+    if isinstance(active, dict):
+        info.claim_generator = _generator(active)
+        info.title = active.get("title")
+        info.format = active.get("format")
+        info.actions = _actions(active)
+        info.digital_source_types = list(dict.fromkeys(a.digital_source_type for a in info.actions if a.digital_source_type))
+        sig = active.get("signature_info") if isinstance(active.get("signature_info"), dict) else {}
+        info.signer = sig.get("common_name")
+        info.issuer = sig.get("issuer")
+        info.signed_at = sig.get("time")
+        info.alg = sig.get("alg")
+        info.ingredients = [str(i.get("title")) for i in active.get("ingredients") or [] if isinstance(i, dict)]
+    hist = []
+    for label, m in manifests.items():
+        if label != active_label and isinstance(m, dict):
+            hist += [a.digital_source_type for a in _actions(m) if a.digital_source_type]
+    info.history_source_types = list(dict.fromkeys(hist))
+    res = store.get("validation_results")
+    am = res.get("activeManifest") if isinstance(res, dict) and isinstance(res.get("activeManifest"), dict) else None
+    if am is not None:
+        info.failures = [(str(f.get("code")), str(f.get("explanation", ""))) for f in am.get("failure") or [] if isinstance(f, dict)]
+        info.informational = [
+            (str(f.get("code")), str(f.get("explanation", ""))) for f in am.get("informational") or [] if isinstance(f, dict)
+        ]
+    elif isinstance(store.get("validation_status"), list):  # older layout
+        info.failures = [
+            (str(f.get("code")), str(f.get("explanation", ""))) for f in store["validation_status"] if isinstance(f, dict)
+        ]
+    return info
+
+
+def read(
+    data: bytes,
+    fmt: str | None = None,
+    *,
+    trust_anchors: str | bytes | os.PathLike | None = None,
+    allowed_list: str | bytes | os.PathLike | None = None,
+    verify_trust: bool = True,
+) -> C2paInfo:
+    """Read and validate the C2PA manifest store of an image, offline.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file.
+    fmt : str, optional
+        verity format name (``"JPEG"``...) or a MIME type; sniffed by c2pa when omitted.
+    trust_anchors : str, bytes or path, optional
+        PEM root certificates to trust (added to c2pa's ``user_anchors``); default: the file
+        named by ``$VERITY_C2PA_TRUST_ANCHORS`` if set.
+    allowed_list : str, bytes or path, optional
+        PEM end-entity certificates trusted as they are.
+    verify_trust : bool
+        Check the signer's certificate chain against the anchors (``Trusted`` vs ``Valid``).
+
+    Returns
+    -------
+    C2paInfo
+        ``present=False`` when there is no manifest (``error`` says why when C2PA data was found
+        but could not be read). Never raises for bad files.
+
+    Raises
+    ------
+    C2paUnavailable
+        When ``c2pa-python`` is not installed.
+    """
+    c2pa = _c2pa()
+    if trust_anchors is None and os.environ.get(TRUST_ENV):
+        trust_anchors = os.environ[TRUST_ENV]
+    ctx = _reader_context(_load_pem(trust_anchors), _load_pem(allowed_list), verify_trust)
+    mime = MIME.get(fmt or "", fmt) if fmt else None
+    try:
+        reader = c2pa.Reader.try_create(mime, io.BytesIO(data), None, ctx)
+    except c2pa.C2paError as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        info = C2paInfo(error=msg)
+        if "remote" in msg.lower():
+            import re
+
+            m = re.search(r"https?://\S+", msg)
+            info.remote_url = m.group(0).rstrip(".,;)") if m else None
+        return info
+    except Exception as e:  # noqa: BLE001 - native errors of any kind become a reason
+        return C2paInfo(error=f"{type(e).__name__}: {e}")
+    if reader is None:
+        return C2paInfo()
+    try:
+        with reader:
+            store = json.loads(reader.json())
+            try:
+                remote = reader.get_remote_url()
+            except Exception:  # noqa: BLE001
+                remote = None
+    except Exception as e:  # noqa: BLE001
+        return C2paInfo(error=f"{type(e).__name__}: {e}")
+    info = parse_store(store)
+    info.remote_url = remote
+    return info
+
+
+# --------------------------------------------------------------------------------------------
+# Signing
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DevCredentials:
+    """A development CA and a signing certificate (PEM bytes).
+
+    Attributes
+    ----------
+    root_pem : bytes
+        The self-signed root: pass it as ``trust_anchors`` to :func:`read` to get ``Trusted``.
+    chain_pem : bytes
+        Signing certificate followed by the root (what c2pa embeds in the signature).
+    key_pem : bytes
+        The signing certificate's private key (PKCS#8, unencrypted).
+    """
+
+    root_pem: bytes
+    chain_pem: bytes
+    key_pem: bytes
+
+
+def make_dev_credentials(
+    common_name: str = "verity development signer",
+    organization: str = "verity lab (development, untrusted)",
+    days: int = 365,
+) -> DevCredentials:
+    """Create a throw-away CA and an ES256 (P-256) claim-signing certificate with ``cryptography``.
+
+    The leaf has ``digitalSignature`` key usage and the ``emailProtection`` extended key usage
+    (accepted by c2pa's default certificate profile), a subject and authority key identifier,
+    and is valid from one day ago for ``days`` days. These credentials prove nothing about
+    identity; they exist so that tests and the lab can sign offline.
+
+    Returns
+    -------
+    DevCredentials
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = _dt.datetime.now(_dt.timezone.utc)
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root_name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, f"{organization} root"), x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)]
+    )
+    no_usage = dict(
+        content_commitment=False, key_encipherment=False, data_encipherment=False, key_agreement=False,
+        encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+    root = (
+        x509.CertificateBuilder()
+        .subject_name(root_name)
+        .issuer_name(root_name)
+        .public_key(root_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _dt.timedelta(days=1))
+        .not_valid_after(now + _dt.timedelta(days=10 * max(days, 1)))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=False, key_cert_sign=True, crl_sign=True, **no_usage), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False)
+        .sign(root_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, common_name), x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)]
+    )
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(root_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _dt.timedelta(days=1))
+        .not_valid_after(now + _dt.timedelta(days=max(days, 1)))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=False, crl_sign=False, **no_usage), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
+        .sign(root_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    return DevCredentials(
+        root_pem=root.public_bytes(pem),
+        chain_pem=leaf.public_bytes(pem) + root.public_bytes(pem),
+        key_pem=key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
+
+
+def load_or_create_dev_credentials(directory: str | os.PathLike | None = None) -> DevCredentials:
+    """Development credentials kept in ``directory`` (``root.pem``, ``chain.pem``, ``key.pem``).
+
+    Created on first use (the key file with mode 0600); default directory
+    ``$XDG_CACHE_HOME/verity/c2pa-dev`` (``~/.cache/verity/c2pa-dev``). Reusing one CA lets a
+    reader trust every lab output by passing ``root.pem`` as a trust anchor.
+    """
+    d = Path(directory) if directory else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "verity" / "c2pa-dev"
+    files = [d / "root.pem", d / "chain.pem", d / "key.pem"]
+    if all(f.is_file() for f in files):
+        return DevCredentials(*(f.read_bytes() for f in files))
+    creds = make_dev_credentials()
+    d.mkdir(parents=True, exist_ok=True)
+    files[0].write_bytes(creds.root_pem)
+    files[1].write_bytes(creds.chain_pem)
+    fd = os.open(files[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(creds.key_pem)
+    return creds
+
+
+def _sniff(data: bytes) -> str:
+    from verity.core.io import sniff_format
+
+    fmt = sniff_format(data[:16])
+    if fmt not in MIME:
+        raise C2paSignError(f"cannot sign {fmt or 'unknown'} files (supported: {', '.join(MIME)})")
+    return fmt
+
+
+def _check_key_matches(chain: bytes, key: bytes) -> None:
+    """c2pa signs with whatever key it is given; a key that does not belong to the leaf
+    certificate would produce a manifest that never validates, so refuse it here."""
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+    except ImportError:  # pragma: no cover - cryptography is a dependency of c2pa's tooling
+        return
+    try:
+        leaf = x509.load_pem_x509_certificates(chain)[0]
+        pk = serialization.load_pem_private_key(key, password=None)
+    except (ValueError, TypeError, IndexError) as e:
+        raise C2paSignError(f"C2PA signing failed: cannot load the certificate chain or key ({e})") from None
+    fmt = serialization.PublicFormat.SubjectPublicKeyInfo
+    enc = serialization.Encoding.DER
+    if leaf.public_key().public_bytes(enc, fmt) != pk.public_key().public_bytes(enc, fmt):
+        raise C2paSignError("C2PA signing failed: the private key does not belong to the first certificate of the chain")
+
+
+def sign(
+    image_bytes: bytes,
+    fmt: str | None = None,
+    *,
+    cert_chain: bytes | str,
+    private_key: bytes | str,
+    digital_source_type: str | None = "trainedAlgorithmicMedia",
+    actions: list[dict[str, Any]] | None = None,
+    claim_generator: str = "verity",
+    claim_generator_version: str | None = None,
+    title: str | None = None,
+    alg: str = "es256",
+    thumbnail: bool = False,
+    assertions: list[dict[str, Any]] | None = None,
+) -> bytes:
+    """Embed a signed C2PA manifest in an image and return the new file's bytes.
+
+    Parameters
+    ----------
+    image_bytes : bytes
+        The image file (JPEG, PNG, WebP, TIFF or GIF).
+    fmt : str, optional
+        verity format name or MIME type; sniffed from the bytes when omitted.
+    cert_chain, private_key : bytes or str
+        PEM signing certificate chain (leaf first) and its private key.
+    digital_source_type : str or None
+        IPTC term (``trainedAlgorithmicMedia``, ``digitalCapture``...) or full URI for the
+        ``c2pa.created`` action that is added first; ``None`` adds no created action (then pass
+        ``actions`` yourself).
+    actions : list of dict, optional
+        Further c2pa action dicts (``{"action": "c2pa.edited", ...}``), after the created one.
+    claim_generator, claim_generator_version : str
+        Name and version recorded as the claim generator and the action's software agent.
+    title : str, optional
+        Manifest title.
+    alg : str
+        Signing algorithm matching the key (``es256``, ``es384``, ``ps256``, ``ed25519``...).
+    thumbnail : bool
+        Let c2pa embed a thumbnail of the image in the manifest.
+    assertions : list of dict, optional
+        Extra assertions (``{"label": ..., "data": ...}``).
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    C2paSignError
+        With c2pa's one-line reason (bad certificate profile, key mismatch, unsupported format).
+    """
+    c2pa = _c2pa()
+    fmt = fmt or _sniff(image_bytes)
+    mime = MIME.get(fmt, fmt)
+    version = claim_generator_version
+    if version is None:
+        try:
+            from verity import __version__ as version  # type: ignore[attr-defined,no-redef]
+        except Exception:  # noqa: BLE001
+            version = "0"
+    agent = {"name": claim_generator, "version": str(version)}
+    acts: list[dict[str, Any]] = []
+    if digital_source_type:
+        uri = digital_source_type if "://" in digital_source_type else DST_PREFIX + digital_source_type
+        acts.append({"action": "c2pa.created", "digitalSourceType": uri, "softwareAgent": agent})
+    acts += list(actions or [])
+    manifest: dict[str, Any] = {
+        "claim_generator_info": [agent],
+        "assertions": ([{"label": "c2pa.actions", "data": {"actions": acts}}] if acts else []) + list(assertions or []),
+    }
+    if title:
+        manifest["title"] = title
+    chain = cert_chain.encode() if isinstance(cert_chain, str) else cert_chain
+    key = private_key.encode() if isinstance(private_key, str) else private_key
+    _check_key_matches(chain, key)
+    settings = {
+        "builder": {"thumbnail": {"enabled": bool(thumbnail)}},
+        "verify": {"verify_after_sign": False, "remote_manifest_fetch": False, "ocsp_fetch": False},
+    }
+    out = io.BytesIO()
+    try:
+        info = c2pa.C2paSignerInfo(alg, chain, key, None)
+        signer = c2pa.Signer.from_info(info)
+        ctx = c2pa.Context.from_dict(settings)
+        with c2pa.Builder(manifest, context=ctx) as builder:
+            builder.sign(signer, mime, io.BytesIO(image_bytes), out)
+    except c2pa.C2paError as e:
+        raise C2paSignError(f"C2PA signing failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    except (TypeError, ValueError) as e:
+        raise C2paSignError(f"C2PA signing failed: {e}") from None
+    return out.getvalue()
+
+
+def sign_synthetic(
+    image_bytes: bytes,
+    generator: str = "verity-lab",
+    fmt: str | None = None,
+    credentials: DevCredentials | None = None,
+) -> bytes:
+    """Sign an image the lab generated as ``trainedAlgorithmicMedia`` with development credentials.
+
+    Parameters
+    ----------
+    image_bytes : bytes
+    generator : str
+        Recorded as the claim generator and software agent.
+    fmt : str, optional
+    credentials : DevCredentials, optional
+        Default: :func:`load_or_create_dev_credentials`.
+    """
+    creds = credentials or load_or_create_dev_credentials()
+    return sign(
+        image_bytes,
+        fmt,
+        cert_chain=creds.chain_pem,
+        private_key=creds.key_pem,
+        digital_source_type="trainedAlgorithmicMedia",
+        claim_generator=generator,
+        claim_generator_version="1",
+    )
