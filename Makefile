@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml $(BIN)/python
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/verity demo --out out/demo
+	$(BIN)/verity serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
