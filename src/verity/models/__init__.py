@@ -69,7 +69,7 @@ _CONFIGS: dict[str, ModelConfig] = {
     "learned_semantic": ModelConfig(
         name="learned_semantic",
         file="learned_semantic.onnx",
-        sha256="",
+        sha256="9490e68f4c57f71eb6455882d83819af0208599a9740a345c60a00e7f4eb5d64",
         crop=224,
         max_crops=6,
         top_k=2,
@@ -78,7 +78,7 @@ _CONFIGS: dict[str, ModelConfig] = {
     "learned_npr": ModelConfig(
         name="learned_npr",
         file="learned_npr.onnx",
-        sha256="",
+        sha256="93ebf8b9bc33501af5f89e949b3f59b02381128d8b803d6ec4809de7cf274b3f",
         crop=256,
         max_crops=9,
         top_k=3,

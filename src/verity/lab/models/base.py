@@ -49,6 +49,11 @@ class Family:
         """``n`` new images (N, 3, size, size) in [-1, 1], random numbers drawn from ``gen``."""
         raise NotImplementedError
 
+    @torch.no_grad()
+    def preview(self, real: torch.Tensor | None, n: int, gen: torch.Generator) -> torch.Tensor:
+        """Images for the checkpoint grid: ``n`` samples (the autoencoder shows reconstructions)."""
+        return self.sample(n, gen)
+
     # -- shared -------------------------------------------------------------------------------
     def add_ema(self, key: str) -> None:
         m = copy.deepcopy(self.nets[key])
@@ -107,22 +112,26 @@ class Family:
 
 
 def groups(ch: int) -> int:
-    """Number of GroupNorm groups for ``ch`` channels (8, or fewer when it does not divide)."""
+    """GroupNorm groups for ``ch`` channels: at most 8 and at least 4 channels per group."""
     for g in (8, 4, 2, 1):
-        if ch % g == 0:
+        if ch % g == 0 and ch // g >= 4:
             return g
     return 1
 
 
 class ResBlock(nn.Module):
-    """GroupNorm-SiLU-conv residual block, optionally modulated by an embedding (diffusion time)."""
+    """(GroupNorm-)SiLU-conv residual block, optionally modulated by an embedding (diffusion time).
 
-    def __init__(self, cin: int, cout: int, emb: int = 0, dropout: float = 0.0):
+    ``norm=False`` drops the normalisation: the autoencoder uses that so that a tile's output does not
+    depend on the statistics of the whole tile (tiled reconstruction) and global colour survives.
+    """
+
+    def __init__(self, cin: int, cout: int, emb: int = 0, dropout: float = 0.0, norm: bool = True):
         super().__init__()
-        self.n1 = nn.GroupNorm(groups(cin), cin)
+        self.n1 = nn.GroupNorm(groups(cin), cin) if norm else nn.Identity()
         self.c1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.emb = nn.Linear(emb, cout) if emb else None
-        self.n2 = nn.GroupNorm(groups(cout), cout)
+        self.n2 = nn.GroupNorm(groups(cout), cout) if norm else nn.Identity()
         self.drop = nn.Dropout(dropout) if dropout else nn.Identity()
         self.c2 = nn.Conv2d(cout, cout, 3, padding=1)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()

@@ -1,0 +1,561 @@
+"""Storage of the similarity index in Milvus (embedded Milvus Lite or a server), with a journal.
+
+Collections
+-----------
+``verity_images`` (one row per image, primary key = SHA-256 of the file's bytes)
+    ``embedding`` (1280-d, cosine), ``pdq`` (256-d +-1 vector, inner product = 256 - 2 x Hamming),
+    ``pdq_hex``, ``pdq_quality``, ``label``, ``fake_class``, ``source``, ``path``, ``width``,
+    ``height``, ``n_faces``, ``added`` (Unix time).
+``verity_faces`` (one row per face, primary key ``<sha256>:<n>``)
+    ``embedding`` (512-d FaceNet, cosine), ``image_sha``, ``face_index``, ``box`` (JSON), ``score``.
+
+Durability
+----------
+A write is acknowledged (``add`` returns its SHA) only after
+
+1. the whole record (vectors included) is appended to ``journal.log`` in the index directory with a
+   CRC-32 per line and ``fsync``-ed, and
+2. Milvus accepted the upserts (faces first, then the image row, which is what makes the image
+   visible: searches ignore face rows whose image row is missing).
+
+Opening the index for writing replays the journal (idempotent upserts and deletes, in order), so an
+acknowledged record survives a killed process even if Milvus lost it; a torn last line (a write that
+was never acknowledged) fails its CRC and is dropped. ``checkpoint`` flushes Milvus, syncs the file
+system and truncates the journal; it runs every ``checkpoint_every`` records and on close.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from verity.core.errors import VerityError
+from verity.index import MILVUS_DIRNAME, default_index_dir, default_uri
+
+IMAGES = "verity_images"
+FACES = "verity_faces"
+LABELS = ("real", "fake", "known_fake", "unlabelled")
+FAKE_CLASSES = ("ai_generated", "edited", "face_manipulated")
+SCHEMA_VERSION = 1
+JOURNAL = "journal.log"
+
+#: Open local stores per Milvus Lite directory in this process: the embedded server is shared by all
+#: of them and stopped when the last one closes.
+_LOCAL_USERS: dict[str, int] = {}
+
+_IMAGE_FIELDS = ["sha256", "pdq_hex", "pdq_quality", "label", "fake_class", "source", "path", "width", "height", "n_faces", "added"]
+
+
+class IndexStoreError(VerityError):
+    """The index cannot be opened or used (one-line reason)."""
+
+    code = "index"
+    exit_code = 1
+
+
+class IndexBusy(IndexStoreError):
+    code = "index_busy"
+
+
+class IndexMissing(IndexStoreError):
+    code = "index_missing"
+    exit_code = 4
+
+
+@dataclass
+class FaceEntry:
+    """A face of an indexed image."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    embedding: np.ndarray
+
+
+@dataclass
+class ImageRecord:
+    """Everything stored about one image."""
+
+    sha256: str
+    embedding: np.ndarray
+    pdq: np.ndarray  # (256,) 0/1
+    pdq_quality: int
+    label: str = "unlabelled"
+    source: str = ""
+    path: str = ""
+    width: int = 0
+    height: int = 0
+    fake_class: str = ""
+    faces: list[FaceEntry] = field(default_factory=list)
+    added: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.label not in LABELS:
+            raise ValueError(f"label must be one of {', '.join(LABELS)}, got {self.label!r}")
+        if self.fake_class and self.fake_class not in FAKE_CLASSES:
+            raise ValueError(f"fake class must be one of {', '.join(FAKE_CLASSES)}, got {self.fake_class!r}")
+
+
+# ------------------------------------------------------------------------------------------ journal
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(a, "<f4").tobytes()).decode()
+
+
+def _unb64(s: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(s), "<f4").astype(np.float32)
+
+
+def record_to_json(r: ImageRecord) -> dict:
+    from verity.index.pdq import to_hex
+
+    return {
+        "sha256": r.sha256, "embedding": _b64(r.embedding), "pdq": to_hex(r.pdq), "pdq_quality": int(r.pdq_quality),
+        "label": r.label, "source": r.source, "path": r.path, "width": int(r.width), "height": int(r.height),
+        "fake_class": r.fake_class, "added": float(r.added),
+        "faces": [{"box": [float(v) for v in f.box], "score": float(f.score), "embedding": _b64(f.embedding)} for f in r.faces],
+    }
+
+
+def record_from_json(d: dict) -> ImageRecord:
+    from verity.index.pdq import from_hex
+
+    return ImageRecord(
+        sha256=d["sha256"], embedding=_unb64(d["embedding"]), pdq=from_hex(d["pdq"]), pdq_quality=int(d["pdq_quality"]),
+        label=d["label"], source=d["source"], path=d["path"], width=int(d["width"]), height=int(d["height"]),
+        fake_class=d.get("fake_class", ""), added=float(d["added"]),
+        faces=[FaceEntry(tuple(f["box"]), float(f["score"]), _unb64(f["embedding"])) for f in d["faces"]],
+    )
+
+
+class Journal:
+    """Append-only, fsync-ed, CRC-checked log of index operations (see the module docstring)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "ab")
+
+    def append(self, ops: list[dict]) -> None:
+        lines = []
+        for op in ops:
+            body = json.dumps(op, separators=(",", ":")).encode()
+            lines.append(b"%08x " % zlib.crc32(body) + body + b"\n")
+        self._fh.write(b"".join(lines))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def read(self) -> tuple[list[dict], int]:
+        """Valid operations in order, and the number of damaged lines skipped (a torn tail)."""
+        ops, bad = [], 0
+        if not self.path.is_file():
+            return ops, bad
+        for raw in self.path.read_bytes().split(b"\n"):
+            if not raw:
+                continue
+            try:
+                crc, body = raw[:8], raw[9:]
+                if int(crc, 16) != zlib.crc32(body) or raw[8:9] != b" ":
+                    raise ValueError
+                ops.append(json.loads(body))
+            except (ValueError, json.JSONDecodeError):
+                bad += 1
+        return ops, bad
+
+    def truncate(self) -> None:
+        self._fh.close()
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+        self._fh = open(self.path, "ab")
+
+    def __len__(self) -> int:
+        return self.path.stat().st_size if self.path.is_file() else 0
+
+    def close(self) -> None:
+        try:
+            self._fh.close()
+        except Exception:
+            pass
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(str(path), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+# -------------------------------------------------------------------------------------------- store
+
+
+class IndexStore:
+    """Open (or create) the index.
+
+    Parameters
+    ----------
+    index_dir : path, optional
+        Local index directory (default :func:`verity.index.default_index_dir`). Holds the Milvus Lite
+        database (``milvus.db/``, a directory) and the journal; with a server URI only the journal.
+    uri : str, optional
+        Milvus server, e.g. ``http://host:19530`` (default ``$VERITY_MILVUS_URI``; none = embedded).
+    create : bool
+        Create the collections when missing; otherwise a missing local index raises
+        :class:`IndexMissing`.
+    checkpoint_every : int
+        Records between checkpoints (Milvus flush + journal truncation).
+    read_only : bool
+        Do not take the journal (no replay, no writes); several read-only stores may be open in one
+        process, for example the ``index_match`` detector's.
+    """
+
+    def __init__(self, index_dir: str | os.PathLike | None = None, uri: str | None = None, create: bool = False,
+                 checkpoint_every: int = 256, token: str | None = None, read_only: bool = False):
+        self.index_dir = Path(index_dir) if index_dir else default_index_dir()
+        self.uri = uri or default_uri()
+        self.local = self.uri is None
+        self.checkpoint_every = int(checkpoint_every)
+        self._since_checkpoint = 0
+        self._lock_fd: int | None = None
+        self.journal: Journal | None = None
+        if self.local and not (self.index_dir / MILVUS_DIRNAME).is_dir() and not create:
+            raise IndexMissing(f"no index at {self.index_dir} (create one with: verity index add PATH...)")
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        self.replayed, self.dropped = 0, 0
+        if not read_only:
+            self._acquire_writer_lock()
+        self.client = self._connect(token)
+        try:
+            self._ensure_collections(create)
+            if self.journal is not None:
+                self.replay()
+        except Exception:
+            self.close()
+            raise
+
+    # -- connection -------------------------------------------------------------------------------
+
+    def _connect(self, token: str | None):
+        try:
+            from pymilvus import MilvusClient
+        except ImportError:
+            err = IndexStoreError("the index needs pymilvus and milvus-lite (pip install 'verity[index]')")
+            err.exit_code = 4  # type: ignore[attr-defined]
+            raise err from None
+        uri = str((self.index_dir / MILVUS_DIRNAME).resolve()) if self.local else self.uri
+        try:
+            client = MilvusClient(uri=uri, token=token or os.environ.get("VERITY_MILVUS_TOKEN", ""))
+            if self.local:
+                _LOCAL_USERS[uri] = _LOCAL_USERS.get(uri, 0) + 1
+            return client
+        except Exception as e:  # pymilvus wraps everything in MilvusException
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if self.local and _locked_elsewhere(self.index_dir / MILVUS_DIRNAME):
+                raise IndexBusy(f"the index at {self.index_dir} is in use by another process") from None
+            where = self.index_dir if self.local else self.uri
+            raise IndexStoreError(f"cannot open the index at {where}: {msg}") from None
+
+    def _acquire_writer_lock(self) -> None:
+        """Only one process replays and appends the journal; others open read-only."""
+        fd = os.open(str(self.index_dir / "journal.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            if self.local:
+                raise IndexBusy(f"the index at {self.index_dir} is in use by another process") from None
+            return  # server mode: another writer holds the journal; this instance is read-only
+        self._lock_fd = fd
+        self.journal = Journal(self.index_dir / JOURNAL)
+
+    def _ensure_collections(self, create: bool) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        from verity.face.facenet import EMBEDDING_DIM as FACE_DIM
+        from verity.index.embedding import DIM, MODEL_ID
+
+        meta = json.dumps({"schema": SCHEMA_VERSION, "embedding_model": MODEL_ID, "face_model": "facenet512-mtcnn-aligned-v1"})
+        c = self.client
+        for name in (IMAGES, FACES):
+            if c.has_collection(name):
+                desc = c.describe_collection(name).get("description", "")
+                try:
+                    got = json.loads(desc) if desc else {}
+                except json.JSONDecodeError:
+                    got = {}
+                if got and got != json.loads(meta):
+                    raise IndexStoreError(f"the index collection {name} was built with {got}, this verity uses {meta}; rebuild it")
+                c.load_collection(name)
+                continue
+            if not create and self.local is False:
+                raise IndexMissing(f"collection {name} does not exist on {self.uri} (create it with: verity index add)")
+            s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=meta)
+            ip = c.prepare_index_params()
+            if name == IMAGES:
+                s.add_field("sha256", DataType.VARCHAR, is_primary=True, max_length=64)
+                s.add_field("embedding", DataType.FLOAT_VECTOR, dim=DIM)
+                s.add_field("pdq", DataType.FLOAT_VECTOR, dim=256)
+                s.add_field("pdq_hex", DataType.VARCHAR, max_length=64)
+                s.add_field("pdq_quality", DataType.INT64)
+                s.add_field("label", DataType.VARCHAR, max_length=16)
+                s.add_field("fake_class", DataType.VARCHAR, max_length=32)
+                s.add_field("source", DataType.VARCHAR, max_length=512)
+                s.add_field("path", DataType.VARCHAR, max_length=2048)
+                s.add_field("width", DataType.INT64)
+                s.add_field("height", DataType.INT64)
+                s.add_field("n_faces", DataType.INT64)
+                s.add_field("added", DataType.DOUBLE)
+                ip.add_index(field_name="embedding", index_type="FLAT", metric_type="COSINE")
+                ip.add_index(field_name="pdq", index_type="FLAT", metric_type="IP")
+            else:
+                s.add_field("face_id", DataType.VARCHAR, is_primary=True, max_length=80)
+                s.add_field("embedding", DataType.FLOAT_VECTOR, dim=FACE_DIM)
+                s.add_field("image_sha", DataType.VARCHAR, max_length=64)
+                s.add_field("face_index", DataType.INT64)
+                s.add_field("box", DataType.VARCHAR, max_length=128)
+                s.add_field("score", DataType.DOUBLE)
+                ip.add_index(field_name="embedding", index_type="FLAT", metric_type="COSINE")
+            c.create_collection(name, schema=s, index_params=ip, consistency_level="Strong")
+            c.load_collection(name)
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def _require_writer(self) -> Journal:
+        if self.journal is None:
+            raise IndexBusy("this index is open read-only (another process holds its journal)")
+        return self.journal
+
+    def add(self, records: list[ImageRecord]) -> list[str]:
+        """Store records durably; returns the SHA-256 of each acknowledged record, in order."""
+        j = self._require_writer()
+        if not records:
+            return []
+        now = time.time()
+        for r in records:
+            if not r.added:
+                r.added = now
+        j.append([{"op": "add", "record": record_to_json(r)} for r in records])
+        self._apply_add(records)
+        self._since_checkpoint += len(records)
+        if self._since_checkpoint >= self.checkpoint_every:
+            self.checkpoint()
+        return [r.sha256 for r in records]
+
+    def _apply_add(self, records: list[ImageRecord]) -> None:
+        from verity.index.pdq import to_hex, to_signed
+
+        faces = []
+        for r in records:
+            for n, f in enumerate(r.faces):
+                faces.append({
+                    "face_id": f"{r.sha256}:{n}", "embedding": np.asarray(f.embedding, np.float32).tolist(),
+                    "image_sha": r.sha256, "face_index": n, "box": json.dumps([round(float(v), 1) for v in f.box]),
+                    "score": float(f.score),
+                })
+        if faces:
+            self.client.upsert(FACES, faces)
+        rows = [{
+            "sha256": r.sha256, "embedding": np.asarray(r.embedding, np.float32).tolist(), "pdq": to_signed(r.pdq).tolist(),
+            "pdq_hex": to_hex(r.pdq), "pdq_quality": int(r.pdq_quality), "label": r.label, "fake_class": r.fake_class,
+            "source": r.source[:512], "path": r.path[:2048], "width": int(r.width), "height": int(r.height),
+            "n_faces": len(r.faces), "added": float(r.added),
+        } for r in records]
+        self.client.upsert(IMAGES, rows)
+
+    def remove(self, sha256: str) -> bool:
+        """Delete an image and its faces; False when it was not indexed."""
+        j = self._require_writer()
+        if not self.contains([sha256]):
+            return False
+        j.append([{"op": "remove", "sha256": sha256}])
+        self._apply_remove(sha256)
+        self._since_checkpoint += 1
+        return True
+
+    def _apply_remove(self, sha256: str) -> None:
+        _check_sha(sha256)
+        self.client.delete(IMAGES, ids=[sha256])
+        self.client.delete(FACES, filter=f'image_sha == "{sha256}"')
+
+    def replay(self) -> int:
+        """Re-apply the journal (after a crash); returns the number of operations applied."""
+        j = self._require_writer()
+        ops, bad = j.read()
+        for op in ops:
+            if op.get("op") == "add":
+                self._apply_add([record_from_json(op["record"])])
+            elif op.get("op") == "remove":
+                self._apply_remove(op["sha256"])
+        if ops or bad:
+            self.checkpoint()
+        self.replayed, self.dropped = len(ops), bad
+        return len(ops)
+
+    def checkpoint(self) -> None:
+        """Flush Milvus to its segment files, sync the file system, truncate the journal."""
+        j = self._require_writer()
+        for name in (IMAGES, FACES):
+            self.client.flush(name)
+        if self.local:
+            os.sync()
+        j.truncate()
+        self._since_checkpoint = 0
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def contains(self, shas: list[str]) -> set[str]:
+        """Which of these SHA-256 are indexed."""
+        out: set[str] = set()
+        shas = [s for s in shas if s]
+        for i in range(0, len(shas), 500):
+            chunk = shas[i:i + 500]
+            for s in chunk:
+                _check_sha(s)
+            res = self.client.query(IMAGES, filter="sha256 in " + json.dumps(chunk), output_fields=["sha256"])
+            out.update(r["sha256"] for r in res)
+        return out
+
+    def fetch(self, shas: list[str]) -> dict[str, dict]:
+        """Stored fields (no vectors) of these images, by SHA-256."""
+        out: dict[str, dict] = {}
+        shas = list(dict.fromkeys(s for s in shas if s))
+        for i in range(0, len(shas), 500):
+            chunk = shas[i:i + 500]
+            for s in chunk:
+                _check_sha(s)
+            for r in self.client.query(IMAGES, filter="sha256 in " + json.dumps(chunk), output_fields=_IMAGE_FIELDS):
+                out[r["sha256"]] = {k: r.get(k) for k in _IMAGE_FIELDS}
+        return out
+
+    def find_by_path(self, path: str) -> list[str]:
+        """SHA-256 of images stored with this path."""
+        res = self.client.query(IMAGES, filter="path == " + json.dumps(str(path)), output_fields=["sha256"])
+        return [r["sha256"] for r in res]
+
+    def search_pdq(self, bits: np.ndarray, k: int = 10) -> list[tuple[str, int]]:
+        """(sha256, Hamming distance), nearest first."""
+        from verity.index.pdq import distance_from_ip, to_signed
+
+        res = self.client.search(IMAGES, data=[to_signed(bits).tolist()], anns_field="pdq", limit=int(k),
+                                 search_params={"metric_type": "IP"}, output_fields=["sha256"])
+        return [(h["id"] if "id" in h else h["sha256"], distance_from_ip(h["distance"])) for h in res[0]]
+
+    def search_embedding(self, vec: np.ndarray, k: int = 10) -> list[tuple[str, float]]:
+        """(sha256, cosine similarity), most similar first."""
+        res = self.client.search(IMAGES, data=[np.asarray(vec, np.float32).tolist()], anns_field="embedding", limit=int(k),
+                                 search_params={"metric_type": "COSINE"}, output_fields=["sha256"])
+        return [(h["id"] if "id" in h else h["sha256"], float(h["distance"])) for h in res[0]]
+
+    def search_faces(self, vec: np.ndarray, k: int = 10) -> list[dict]:
+        """Faces most similar to ``vec``: dicts with face_id, image_sha, face_index, box, similarity."""
+        res = self.client.search(FACES, data=[np.asarray(vec, np.float32).tolist()], anns_field="embedding", limit=int(k),
+                                 search_params={"metric_type": "COSINE"},
+                                 output_fields=["face_id", "image_sha", "face_index", "box"])
+        out = []
+        for h in res[0]:
+            e = h.get("entity", h)
+            out.append({"face_id": e.get("face_id") or h.get("face_id") or h.get("id"), "image_sha": e["image_sha"], "face_index": int(e["face_index"]),
+                        "box": json.loads(e["box"]), "similarity": float(h["distance"])})
+        return out
+
+    def count(self, name: str = IMAGES) -> int:
+        res = self.client.query(name, filter="", output_fields=["count(*)"])
+        return int(res[0]["count(*)"]) if res else 0
+
+    def stats(self) -> dict[str, Any]:
+        """Counts by label and source, and where the index lives."""
+        rows = self.client.query(IMAGES, filter='sha256 != ""', output_fields=["label", "source", "n_faces"], limit=16384) \
+            if self.count() <= 16384 else []
+        by_label: dict[str, int] = {}
+        by_source: dict[str, int] = {}
+        for r in rows:
+            by_label[r["label"]] = by_label.get(r["label"], 0) + 1
+            by_source[r["source"] or "-"] = by_source.get(r["source"] or "-", 0) + 1
+        return {
+            "location": str(self.index_dir) if self.local else self.uri,
+            "images": self.count(IMAGES), "faces": self.count(FACES),
+            "by_label": by_label, "by_source": by_source,
+            "journal_bytes": len(self.journal) if self.journal is not None else None,
+        }
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Checkpoint (when writing), disconnect, stop the embedded server and release the locks."""
+        try:
+            if self.journal is not None and len(self.journal) and getattr(self, "client", None) is not None:
+                self.checkpoint()
+        except Exception:
+            pass
+        if self.journal is not None:
+            self.journal.close()
+        client = getattr(self, "client", None)
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                pass
+            if self.local:
+                key = str((self.index_dir / MILVUS_DIRNAME).resolve())
+                _LOCAL_USERS[key] = _LOCAL_USERS.get(key, 1) - 1
+                if _LOCAL_USERS[key] <= 0:
+                    _LOCAL_USERS.pop(key, None)
+                    try:
+                        from milvus_lite.server_manager import server_manager_instance
+
+                        server_manager_instance.release_server(key)
+                    except Exception:
+                        pass
+            self.client = None
+        if self._lock_fd is not None:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                os.close(self._lock_fd)
+            except OSError:
+                pass
+            self._lock_fd = None
+
+    def __enter__(self) -> "IndexStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_sha(s: str) -> None:
+    if len(s) != 64 or any(c not in "0123456789abcdef" for c in s):
+        raise ValueError(f"not a SHA-256 hex digest: {s!r}")
+
+
+def _locked_elsewhere(milvus_dir: Path) -> bool:
+    lock = milvus_dir / "LOCK"
+    if not lock.exists():
+        return False
+    try:
+        fd = os.open(str(lock), os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)

@@ -1,0 +1,49 @@
+"""Cached onnxruntime sessions for the shipped networks (onnxruntime imported on first use)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from verity.models import get_config, verify_weights, weight_path
+
+_SESSIONS: dict[str, object] = {}
+_LOCK = threading.Lock()
+
+
+def get_session(name: str, threads: int = 1):
+    """The ``onnxruntime.InferenceSession`` of model ``name``, created once per process.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the weights are missing or fail their SHA-256 pin (message from
+        :func:`verity.models.verify_weights`).
+    """
+    sess = _SESSIONS.get(name)
+    if sess is not None:
+        return sess
+    with _LOCK:
+        if name in _SESSIONS:
+            return _SESSIONS[name]
+        reason = verify_weights(name)
+        if reason:
+            raise FileNotFoundError(reason)
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        sess = ort.InferenceSession(str(weight_path(name)), opts, providers=["CPUExecutionProvider"])
+        _SESSIONS[name] = sess
+        return sess
+
+
+def run_logits(name: str, batch: np.ndarray) -> np.ndarray:
+    """Logits (N,) float64 of model ``name`` for crops (N, 3, h, w) float32 in [0, 1]."""
+    get_config(name)
+    sess = get_session(name)
+    out = sess.run(None, {"image": np.ascontiguousarray(batch, np.float32)})[0]
+    return np.asarray(out, np.float64).reshape(-1)

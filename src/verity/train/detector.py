@@ -1,0 +1,649 @@
+"""``verity train detector``: train the learned AI-image detectors and export them to ONNX.
+
+Reproduces ``learned_semantic.onnx`` (frozen ImageNet MobileNetV2 features + a logistic head) and
+``learned_npr.onnx`` (a small CNN on the neighbouring-pixel residual) from the shared data, any
+fake folders given with ``--fakes``, and content-matched fakes it makes itself: two tiny
+autoencoders (nearest-neighbour and transposed-convolution decoders) trained for a few hundred steps
+on the training photos, through which real photos are reconstructed at native resolution (the
+B-Free idea: real and fake share content and format, only the generation trace differs).
+
+Protocol
+--------
+* Real: ``real_camera`` and ``real_processed`` photos, plus a fixed per-source subset of the face
+  folders (portraits are real too, but have no fake counterpart: they are reported per source).
+  Fake: ``ai_generated/sd1``, the ``--fakes`` folders, the autoencoder reconstructions.
+* Split by ``group`` (30 % of the groups of each label held out, seed ``--seed``); reconstructions
+  inherit the side of the photo they were made from. Shipped weights are trained on the training
+  side only, so the printed evaluation is held-out.
+* Every image is decoded to pixels (metadata gone) and augmented the same way whatever its class
+  (:mod:`verity.train.augment`): scale 0.5-1.5, crop, flip, blur, noise, grayscale, JPEG 50-100.
+* Evaluation (``--eval``): every held-out image is re-encoded as JPEG q90 without metadata and
+  scored like ``verity analyze`` does (native-resolution crops, mean of the top-k crop logits);
+  real photos are also scored after JPEG q75 and after resizing by 0.5. ``--eval-only`` evaluates
+  the files already in ``--out`` without training (same split, same reconstructions).
+* ``--baselines`` adds a CNNDetection-style and an NPR-paper-style network trained on the same data;
+  ``--logo`` retrains without each generated family and tests on it (leave one generator out).
+
+Imports torch only inside :func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: Face photos used per face source (they are many, and a content confound).
+FACE_QUOTA = {"deepface_tests": 30, "lfw_gray": 30, "congress_portraits": 50, "frl_london": 20, "mebeauty_wild": 70}
+#: Augmented crops drawn per image, by kind of source.
+CROPS_PER_IMAGE = {"camera": 5, "face": 1, "sd": 6, "ae": 2, "lab": 2}
+BANK_SIDE = 256
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="shared data folder (with manifest.csv)")
+    p.add_argument("--fakes", nargs="*", default=[], metavar="DIR",
+                   help="extra folders of generated images; each sub-folder (or the folder) is one family")
+    p.add_argument("--out", default=None, help="where to write the ONNX files (default: the package's weights folder)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, augmentation and training (default 0)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; at most 2 on shared machines)")
+    p.add_argument("--npr-steps", type=int, default=600, help="optimisation steps of each from-scratch network")
+    p.add_argument("--semantic-crops", type=int, default=900, help="most training crops the semantic head sees")
+    p.add_argument("--ae-steps", type=int, default=250, help="optimisation steps per autoencoder (0: no autoencoder fakes)")
+    p.add_argument("--eval", action="store_true", help="evaluate on the held-out groups and print a table")
+    p.add_argument("--baselines", action="store_true", help="also train and evaluate CNNDetection- and NPR-paper-style baselines")
+    p.add_argument("--logo", action="store_true", help="leave-one-generator-out evaluation of both branches")
+    p.add_argument("--report", default=None, help="write the evaluation as JSON to this file")
+    p.add_argument("--eval-only", action="store_true",
+                   help="do not train: evaluate the ONNX files already in --out (same split and fakes as training)")
+    p.add_argument("--limit", type=int, default=None, help="use at most this many images per source (smoke tests)")
+    p.add_argument("--no-pin", action="store_true", help="do not rewrite the sha256 pins in verity/models/__init__.py")
+
+
+@dataclass
+class Item:
+    """One image of the training/evaluation pool."""
+
+    key: str
+    label: int  # 1 = ai_generated
+    group: str
+    source: str
+    kind: str  # camera | face | sd | ae | lab
+    pixels: np.ndarray
+    val: bool = False
+
+
+# --------------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------------
+
+
+def select_records(data: str | Path, seed: int = 0, limit: int | None = None):
+    """The shared-data records the trainer uses and the paths of the held-out ones.
+
+    Returns
+    -------
+    chosen : list of verity.train.data.Record
+        Real and generated records (face folders cut to :data:`FACE_QUOTA`, ``limit`` per source).
+    val_paths : set of str
+        Paths on the held-out side of the group split (30 % of the groups of each label).
+    """
+    from verity.train.data import group_split, read_dataset
+
+    recs = read_dataset(data)
+    chosen = []
+    by_source: dict[str, list] = defaultdict(list)
+    for r in recs:
+        by_source[r.source].append(r)
+    for src in sorted(by_source):
+        rs = sorted(by_source[src], key=lambda r: r.path)
+        sub = src.split("/")[-1]
+        if src.startswith("faces/"):
+            q = FACE_QUOTA.get(sub, 20)
+            idx = np.random.default_rng(seed + 17).permutation(len(rs))[:q]
+            rs = [rs[i] for i in sorted(idx)]
+        if limit:
+            rs = rs[:limit]
+        chosen.extend(rs)
+    chosen = [r for r in chosen if r.label in ("authentic", "ai_generated")]
+    _, val = group_split(chosen, 0.3, seed)
+    return chosen, {r.path for r in val}
+
+
+def _load_pool(args, rng: np.random.Generator) -> list[Item]:
+    from verity.train.data import load_pixels
+
+    chosen, val_keys = select_records(args.data, args.seed, args.limit)
+    pool = []
+    from tqdm import tqdm
+
+    for r in tqdm(chosen, desc="decoding", file=sys.stderr, leave=False):
+        try:
+            px = load_pixels(r.path)
+        except Exception as e:  # noqa: BLE001 - report and skip unreadable files
+            print(f"skipping {r.path}: {e}", file=sys.stderr)
+            continue
+        if min(px.shape[:2]) < 64:
+            continue
+        kind = "sd" if r.label == "ai_generated" else ("face" if r.source.startswith("faces/") else "camera")
+        pool.append(Item(r.path, int(r.label == "ai_generated"), r.group, r.source, kind, px, r.path in val_keys))
+    for d in args.fakes:
+        pool.extend(_load_fake_dir(Path(d), args))
+    return pool
+
+
+def _load_fake_dir(root: Path, args) -> list[Item]:
+    """Generated images of a folder: each sub-folder is one family (else the folder itself)."""
+    from verity.train.data import load_pixels
+
+    if not root.is_dir():
+        raise SystemExit(f"--fakes {root}: not a folder")
+    fams = [p for p in sorted(root.iterdir()) if p.is_dir()] or [root]
+    out = []
+    for fam in fams:
+        files = [f for f in sorted(fam.rglob("*")) if f.suffix.lower() in _IMAGE_SUFFIXES]
+        if args.limit:
+            files = files[: args.limit]
+        for f in files:
+            try:
+                px = load_pixels(f)
+            except Exception:  # noqa: BLE001
+                continue
+            if min(px.shape[:2]) < 64:
+                continue
+            stem = re.sub(r"_?\d+$", "", f.stem) or f.stem
+            # a stable hash of the file name decides the side: 30 % held out
+            h = int.from_bytes(f.name.encode()[:8].ljust(8, b"\0"), "little") ^ args.seed
+            val = (np.random.default_rng(h % (2**32)).random() < 0.3)
+            out.append(Item(str(f), 1, f"lab/{fam.name}/{stem}", f"lab/{fam.name}", "lab", px, bool(val)))
+    return out
+
+
+def _print_counts(pool: list[Item], title: str) -> None:
+    c = Counter((it.source, "val" if it.val else "train") for it in pool)
+    srcs = sorted({it.source for it in pool})
+    print(f"{title}:")
+    print(f"  {'source':36s} {'label':13s} {'train':>6s} {'val':>5s}")
+    for s in srcs:
+        lab = next(it.label for it in pool if it.source == s)
+        print(f"  {s:36s} {'ai_generated' if lab else 'authentic':13s} {c[(s, 'train')]:6d} {c[(s, 'val')]:5d}")
+    n = Counter((it.label, it.val) for it in pool)
+    print(f"  total: authentic {n[(0, False)]} train / {n[(0, True)]} val; "
+          f"ai_generated {n[(1, False)]} train / {n[(1, True)]} val")
+
+
+def _train_autoencoder(torch, photos: list[np.ndarray], up: str, steps: int, seed: int):
+    """Train :class:`TinyAutoencoder` on random 64 px crops of ``photos`` for ``steps`` Adam steps (L1)."""
+    from verity.models.nets import TinyAutoencoder
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    ae = TinyAutoencoder(up=up)
+    opt = torch.optim.Adam(ae.parameters(), lr=2e-3)
+    step = 0
+    while step < steps:
+        batch = []
+        for _ in range(12):
+            p = photos[int(rng.integers(len(photos)))]
+            y, x = int(rng.integers(0, p.shape[0] - 64 + 1)), int(rng.integers(0, p.shape[1] - 64 + 1))
+            batch.append(p[y:y + 64, x:x + 64])
+        xb = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float() / 255
+        loss = (ae(xb) - xb).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        if step == int(0.7 * steps):
+            for g in opt.param_groups:
+                g["lr"] = 5e-4
+    return ae.eval(), float(loss.detach()), step
+
+
+def _reconstruct(torch, ae, px: np.ndarray, rng: np.random.Generator, side: int = 512) -> np.ndarray:
+    """Reconstruct one ``side`` x ``side`` (or smaller) native-resolution region of ``px``."""
+    h, w = px.shape[:2]
+    hh, ww = min(side, h) // 4 * 4, min(side, w) // 4 * 4
+    y, x = int(rng.integers(0, h - hh + 1)), int(rng.integers(0, w - ww + 1))
+    xb = torch.from_numpy(np.ascontiguousarray(px[y:y + hh, x:x + ww])).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        out = ae(xb)[0].permute(1, 2, 0).numpy()
+    return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _make_ae_fakes(torch, pool: list[Item], args) -> list[Item]:
+    photos_train = [it.pixels for it in pool if it.kind == "camera" and not it.val and min(it.pixels.shape[:2]) >= 64]
+    cams = [it for it in pool if it.kind == "camera"]
+    out = []
+    for j, up in enumerate(("nearest", "deconv")):
+        ae, loss, steps = _train_autoencoder(torch, photos_train, up, args.ae_steps, args.seed + 100 + j)
+        loss = float(loss)
+        print(f"autoencoder ae_{up}: {steps} steps, final L1 {loss:.4f}")
+        rng = np.random.default_rng(args.seed + 200 + j)
+        for it in cams:
+            rec = _reconstruct(torch, ae, it.pixels, rng)
+            out.append(Item(f"{it.key}#ae_{up}", 1, it.group, f"ae/{up}", "ae", rec, it.val))
+    return out
+
+
+def _bank(items: list[Item], cfg, rng: np.random.Generator, side: int = BANK_SIDE, per: dict | None = None):
+    """Augmented crops (N, side, side, 3) uint8, labels (N,), sample weights balancing the classes."""
+    from verity.train.augment import augment_crop
+
+    per = per or CROPS_PER_IMAGE
+    xs, ys = [], []
+    for it in items:
+        for _ in range(per[it.kind]):
+            xs.append(augment_crop(it.pixels, side, rng, cfg))
+            ys.append(it.label)
+    y = np.asarray(ys, np.int64)
+    w = np.where(y == 1, 0.5 / max(1, (y == 1).sum()), 0.5 / max(1, (y == 0).sum())) * len(y)
+    return np.stack(xs), y, w.astype(np.float64)
+
+
+# --------------------------------------------------------------------------------------------------
+# models
+# --------------------------------------------------------------------------------------------------
+
+
+def _features(torch, fx, crops: np.ndarray, side: int = 224, batch: int = 16, rng=None, threads: int = 1) -> np.ndarray:
+    """Multi-level MobileNetV2 features of one random ``side`` sub-crop per bank crop.
+
+    The frozen extractor is exported to a temporary ONNX file and run with onnxruntime (several
+    times faster than torch's CPU kernels here).
+    """
+    import tempfile
+
+    import onnxruntime as ort
+    from tqdm import tqdm
+
+    rng = rng or np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "features.onnx"
+        export_onnx(torch, fx, path, output="features")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        out = []
+        for i in tqdm(range(0, len(crops), batch), desc="features", file=sys.stderr, leave=False):
+            sub = []
+            for c in crops[i:i + batch]:
+                y, x = int(rng.integers(0, c.shape[0] - side + 1)), int(rng.integers(0, c.shape[1] - side + 1))
+                sub.append(c[y:y + side, x:x + side])
+            xb = np.ascontiguousarray(np.stack(sub).transpose(0, 3, 1, 2), np.float32) / np.float32(255)
+            out.append(sess.run(None, {"image": xb})[0])
+    return np.concatenate(out).astype(np.float64)
+
+
+def _fit_head(feats: np.ndarray, y: np.ndarray, c: float = 0.02):
+    """Standardise features and fit an L2 logistic regression with balanced classes."""
+    from sklearn.linear_model import LogisticRegression
+
+    mu = feats.mean(0)
+    sd = feats.std(0) + 1e-3
+    clf = LogisticRegression(C=c, class_weight="balanced", max_iter=3000)
+    clf.fit((feats - mu) / sd, y)
+    return mu, sd, clf.coef_[0], float(clf.intercept_[0])
+
+
+def _build_semantic(torch, fx_backbone, head):
+    from verity.models.mobilenetv2 import SemanticDetector
+
+    mu, sd, coef, b = head
+    m = SemanticDetector(fx_backbone)
+    m.mu.copy_(torch.tensor(mu, dtype=torch.float32))
+    m.sigma.copy_(torch.tensor(sd, dtype=torch.float32))
+    m.head.weight.data.copy_(torch.tensor(coef, dtype=torch.float32)[None])
+    m.head.bias.data.fill_(b)
+    return m.eval()
+
+
+def _train_cnn(torch, net, bank, steps: int, seed: int, side: int = 96, batch: int = 32, lr: float = 2e-3, desc="cnn"):
+    """Train a from-scratch network on random ``side`` sub-crops of the bank (weighted BCE, AdamW, cosine)."""
+    from tqdm import tqdm
+
+    crops, y, w = bank
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    p = w / w.sum()
+    net.train()
+    ema = None
+    for _ in tqdm(range(steps), desc=desc, file=sys.stderr, leave=False):
+        idx = rng.choice(len(y), size=batch, p=p)
+        sub = []
+        for i in idx:
+            c = crops[i]
+            yy, xx = int(rng.integers(0, c.shape[0] - side + 1)), int(rng.integers(0, c.shape[1] - side + 1))
+            sub.append(c[yy:yy + side, xx:xx + side])
+        xb = torch.from_numpy(np.stack(sub)).permute(0, 3, 1, 2).float() / 255
+        yb = torch.from_numpy(y[idx]).float()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        lv = float(loss.item())
+        ema = lv if ema is None else 0.98 * ema + 0.02 * lv
+    print(f"{desc}: {steps} steps, training loss (EMA) {ema:.3f}")
+    return net.eval()
+
+
+def export_onnx(torch, net, path: Path, output: str = "logit") -> None:
+    """Export ``net`` (RGB [0, 1] (N, 3, H, W) -> logit (N,)) to ONNX opset 17 with dynamic N, H, W."""
+    import warnings
+
+    net.eval()
+    x = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (x,), str(path), dynamo=False, opset_version=17, input_names=["image"],
+                          output_names=[output], dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, output: {0: "n"}})
+
+
+# --------------------------------------------------------------------------------------------------
+# evaluation
+# --------------------------------------------------------------------------------------------------
+
+
+def _equalized(px: np.ndarray, quality: int = 90) -> np.ndarray:
+    from verity.train.augment import jpeg_roundtrip
+
+    return jpeg_roundtrip(px, quality)
+
+
+def _metrics(y: np.ndarray, s: np.ndarray) -> dict:
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    out = {"n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum())}
+    if len(set(y.tolist())) < 2:
+        return out
+    out["auc"] = float(roc_auc_score(y, s))
+    fpr, tpr, _ = roc_curve(y, s)
+    out["tpr_at_5fpr"] = float(np.interp(0.05, fpr, tpr))
+    out["tpr_at_0.5"] = float((s[y == 1] >= 0.5).mean())
+    out["fpr_at_0.5"] = float((s[y == 0] >= 0.5).mean())
+    return out
+
+
+def _evaluate(scorers: dict, items: list[Item], title: str) -> dict:
+    """Score held-out items with every scorer; per-scorer metrics, per-source means, perturbed FPR."""
+    from tqdm import tqdm
+
+    from verity.train.data import resize
+
+    eq = [_equalized(it.pixels, 90) for it in items]
+    reals = [it for it in items if it.label == 0 and min(it.pixels.shape[:2]) >= 128]
+    import cv2
+
+    pert = {"jpeg75": [_equalized(it.pixels, 75) for it in reals],
+            "resize0.5": [_equalized(resize(it.pixels, 0.5), 90) for it in reals],
+            "blur1": [_equalized(cv2.GaussianBlur(it.pixels, (0, 0), 1.0), 90) for it in reals]}
+    y = np.array([it.label for it in items])
+    res = {}
+    for name, fn in scorers.items():
+        s = np.array([fn(px) for px in tqdm(eq, desc=f"eval {name}", file=sys.stderr, leave=False)])
+        m = _metrics(y, s)
+        per = defaultdict(list)
+        for it, v in zip(items, s):
+            per[it.source].append(v)
+        m["per_source_mean_score"] = {k: float(np.mean(v)) for k, v in sorted(per.items())}
+        m["per_source_flagged_at_0.5"] = {k: float((np.array(v) >= 0.5).mean()) for k, v in sorted(per.items())}
+        real_s = s[y == 0]
+        m["per_fake_source_vs_all_reals"] = {
+            k: _metrics(np.r_[np.zeros(len(real_s)), np.ones(len(v))], np.r_[real_s, np.asarray(v)])
+            for k, v in sorted(per.items()) if any(it.source == k and it.label == 1 for it in items)
+        }
+        for cname, pxs in pert.items():
+            sr = np.array([fn(px) for px in pxs])
+            m[f"fpr_real_{cname}"] = float((sr >= 0.5).mean()) if len(sr) else None
+        res[name] = m
+    print(f"\n{title}")
+    print(f"  {'model':30s} {'AUC':>6s} {'TPR@5%FPR':>10s} {'TPR@0.5':>8s} {'FPR@0.5':>8s} {'FPR jpeg75':>10s} "
+          f"{'FPR resize.5':>12s} {'FPR blur1':>9s}")
+    for name, m in res.items():
+        def f(k):
+            v = m.get(k)
+            return "  n/a" if v is None else f"{v:.3f}"
+        print(f"  {name:30s} {f('auc'):>6s} {f('tpr_at_5fpr'):>10s} {f('tpr_at_0.5'):>8s} {f('fpr_at_0.5'):>8s} "
+              f"{f('fpr_real_jpeg75'):>10s} {f('fpr_real_resize0.5'):>12s} {f('fpr_real_blur1'):>9s}")
+    names = list(res)
+    print(f"  per-source mean score ({', '.join(names)}):")
+    for src in sorted({it.source for it in items}):
+        n = sum(it.source == src for it in items)
+        vals = "  ".join(f"{res[k]['per_source_mean_score'][src]:.2f}" for k in names)
+        print(f"    {src:34s} n={n:3d}  {vals}")
+    fakes = sorted(res[names[0]]["per_fake_source_vs_all_reals"])
+    if len(fakes) > 1:
+        print("  per generated source vs all held-out reals, AUC / TPR@5%FPR:")
+        for src in fakes:
+            vals = "  ".join(f"{res[k]['per_fake_source_vs_all_reals'][src].get('auc', float('nan')):.3f}/"
+                             f"{res[k]['per_fake_source_vs_all_reals'][src].get('tpr_at_5fpr', float('nan')):.3f}"
+                             for k in names)
+            print(f"    {src:34s} {vals}")
+    return res
+
+
+def _onnx_scorer(torch, net, cfg, tmpdir: str):
+    """Export ``net`` to a temporary ONNX file and return ``pixels -> pooled score`` (as analysis does)."""
+    import onnxruntime as ort
+
+    from verity.ops.npr import score_image
+
+    path = Path(tmpdir) / f"m{len(list(Path(tmpdir).iterdir()))}.onnx"
+    export_onnx(torch, net, path)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def logits(batch):
+        return sess.run(None, {"image": batch})[0]
+
+    return lambda px: score_image(px, logits, cfg.crop, cfg.max_crops, cfg.top_k)["score"]
+
+
+def _logit(p: float) -> float:
+    p = min(1 - 1e-6, max(1e-6, float(p)))
+    return float(np.log(p / (1 - p)))
+
+
+def _sigmoid(z: float) -> float:
+    return float(1 / (1 + np.exp(-z)))
+
+
+def _write_report(args, report: dict) -> bool:
+    if not args.report:
+        return False
+    Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.report).write_text(json.dumps(report, indent=1))
+    return True
+
+
+def _pin(out_dir: Path, names: list[str]) -> dict:
+    from verity.models import file_sha256, get_config
+
+    return {n: file_sha256(out_dir / get_config(n).file) for n in names}
+
+
+def pin_text(text: str, pins: dict[str, str]) -> tuple[str, bool]:
+    """Replace the ``sha256="..."`` pin of each named ``ModelConfig`` in module source ``text``.
+
+    Returns the new text and whether every name was found exactly once.
+    """
+    ok = True
+    for name, sha in pins.items():
+        pat = re.compile(r'(ModelConfig\(\s*name="' + re.escape(name) + r'",\s*file="[^"]*",\s*sha256=")[0-9a-f]*(")')
+        text, n = pat.subn(lambda m: m.group(1) + sha + m.group(2), text)
+        ok = ok and n == 1
+    return text, ok
+
+
+def _rewrite_pins(pins: dict) -> bool:
+    """Rewrite the pins in verity/models/__init__.py (and in the running process)."""
+    import dataclasses
+
+    import verity.models as vm
+
+    src_path = Path(vm.__file__)
+    text, ok = pin_text(src_path.read_text(), pins)
+    if not ok:
+        return False
+    src_path.write_text(text)
+    for name, sha in pins.items():
+        vm._CONFIGS[name] = dataclasses.replace(vm._CONFIGS[name], sha256=sha)
+    vm.verify_weights.cache_clear()
+    return True
+
+
+# --------------------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------------------
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        import torch
+    except ImportError:
+        print("verity train detector: torch is not installed (pip install 'verity[train]')", file=sys.stderr)
+        return 4
+    import cv2
+
+    from verity.models import WEIGHTS_DIR, get_config
+    from verity.models.mobilenetv2 import MultiLevelFeatures, mobilenet_v2
+    from verity.models.nets import NETS
+    from verity.train.augment import AugmentConfig, CROP_ONLY
+
+    t_start = time.perf_counter()
+    torch.set_num_threads(max(1, min(2, int(args.threads))))
+    cv2.setNumThreads(1)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    data = Path(args.data)
+    if not (data / "manifest.csv").is_file():
+        print(f"verity train detector: {data}/manifest.csv not found", file=sys.stderr)
+        return 4
+    out_dir = Path(args.out) if args.out else WEIGHTS_DIR
+
+    pool = _load_pool(args, rng)
+    if args.ae_steps > 0:
+        pool += _make_ae_fakes(torch, pool, args)
+    _print_counts(pool, f"images (seed {args.seed}; held-out groups in 'val')")
+    train = [it for it in pool if not it.val]
+    val = [it for it in pool if it.val]
+    if not any(it.label for it in train) or all(it.label for it in train):
+        print("verity train detector: need both real and generated training images", file=sys.stderr)
+        return 4
+
+    if args.eval_only:
+        from verity.ops.npr import score_image
+
+        def file_scorer(name):
+            import onnxruntime as ort
+
+            c = get_config(name)
+            path = out_dir / c.file
+            if not path.is_file():
+                raise SystemExit(f"verity train detector: {path} not found")
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1
+            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            return lambda px: score_image(px, lambda b: sess.run(None, {"image": b})[0], c.crop, c.max_crops, c.top_k)["score"]
+
+        sc = {n: file_scorer(n) for n in ("learned_semantic", "learned_npr")}
+        a, b = sc["learned_semantic"], sc["learned_npr"]
+        sc["mean_of_both_logits"] = lambda px: float(_sigmoid((_logit(a(px)) + _logit(b(px))) / 2))
+        report = {"seed": args.seed, "results": {"heldout": _evaluate(sc, val, "held-out groups, JPEG q90 without metadata "
+                                                                       "(FPR columns: held-out real photos re-saved q75 / resized 0.5 / blurred sigma 1)")}}
+        _write_report(args, report)
+        return 0
+
+    cfg = AugmentConfig()
+    bank = _bank(train, cfg, np.random.default_rng(args.seed + 1))
+    print(f"training crops: {len(bank[1])} ({int(bank[1].sum())} generated, {int((bank[1] == 0).sum())} real), "
+          f"{BANK_SIDE} px, augmented alike")
+
+    # semantic branch: frozen backbone, features, logistic head
+    backbone = mobilenet_v2(True)
+    fx = MultiLevelFeatures(backbone).eval()
+    sel = np.sort(np.random.default_rng(args.seed + 2).permutation(len(bank[1]))[: args.semantic_crops])
+    feats = _features(torch, fx, bank[0][sel], rng=np.random.default_rng(args.seed + 2))
+    head = _fit_head(feats, bank[1][sel])
+    print(f"semantic head: logistic regression on {len(sel)} crops x {feats.shape[1]} features")
+    sem = _build_semantic(torch, backbone, head)
+    export_onnx(torch, sem, out_dir / get_config("learned_semantic").file)
+
+    # low-level branch: NPR network from scratch
+    torch.manual_seed(args.seed + 3)
+    npr = _train_cnn(torch, NETS["npr"](), bank, args.npr_steps, args.seed + 3, desc="npr")
+    export_onnx(torch, npr, out_dir / get_config("learned_npr").file)
+
+    pins = _pin(out_dir, ["learned_semantic", "learned_npr"])
+    for n, sha in pins.items():
+        print(f"wrote {out_dir / get_config(n).file}  sha256 {sha}")
+    if not args.no_pin and out_dir.resolve() == WEIGHTS_DIR.resolve():
+        print("pinned in verity/models/__init__.py" if _rewrite_pins(pins) else "could not rewrite the pins")
+    print(f"training took {time.perf_counter() - t_start:.0f} s")
+
+    report: dict = {"seed": args.seed, "counts": {}, "results": {}}
+    for it in pool:
+        k = f"{it.source}|{'val' if it.val else 'train'}"
+        report["counts"][k] = report["counts"].get(k, 0) + 1
+    if args.eval or args.baselines or args.logo:
+        import tempfile
+
+        cs, cn = get_config("learned_semantic"), get_config("learned_npr")
+        tmp = tempfile.TemporaryDirectory()
+        scorers = {
+            "learned_semantic": _onnx_scorer(torch, sem, cs, tmp.name),
+            "learned_npr": _onnx_scorer(torch, npr, cn, tmp.name),
+        }
+        s_sem, s_npr = scorers["learned_semantic"], scorers["learned_npr"]
+        scorers["mean_of_both_logits"] = lambda px: float(_sigmoid((_logit(s_sem(px)) + _logit(s_npr(px))) / 2))
+        if args.baselines:
+            b_cnn = _bank(train, AugmentConfig(scale_prob=0.0, blur_prob=0.5, blur_sigma=(0.1, 3.0), noise_prob=0.0,
+                                               gray_prob=0.0, jpeg_prob=0.5, jpeg_quality=(30, 100)),
+                          np.random.default_rng(args.seed + 5))
+            cnn = _train_cnn(torch, NETS["cnndetection"](), b_cnn, args.npr_steps, args.seed + 5, desc="cnndetection_small")
+            del b_cnn
+            b_np = _bank(train, CROP_ONLY, np.random.default_rng(args.seed + 6))
+            npp = _train_cnn(torch, NETS["npr_paper"](), b_np, args.npr_steps, args.seed + 6, desc="npr_paper_small")
+            del b_np
+            scorers["cnndetection_small"] = _onnx_scorer(torch, cnn, cn, tmp.name)
+            scorers["npr_paper_small"] = _onnx_scorer(torch, npp, cn, tmp.name)
+        report["results"]["heldout"] = _evaluate(scorers, val, "held-out groups, JPEG q90 without metadata "
+                                                 "(FPR columns: held-out real photos re-saved q75 / resized 0.5 / blurred sigma 1)")
+        _write_report(args, report)
+        if args.logo:
+            fams = sorted({it.source for it in pool if it.label == 1})
+            report["results"]["logo"] = {}
+            for fam in fams:
+                tr = [it for it in train if it.source != fam]
+                te = [it for it in val if it.label == 0 or it.source == fam]
+                if not any(it.label for it in te) or not any(it.label for it in tr):
+                    continue
+                keep = np.array([it.source != fam for it in train for _ in range(CROPS_PER_IMAGE[it.kind])])
+                yk = bank[1][keep]
+                wk = np.where(yk == 1, 0.5 / max(1, (yk == 1).sum()), 0.5 / max(1, (yk == 0).sum())) * len(yk)
+                fb = (bank[0][keep], yk, wk)
+                h2 = _fit_head(feats[keep[sel]], bank[1][sel][keep[sel]])
+                sem2 = _build_semantic(torch, backbone, h2)
+                npr2 = _train_cnn(torch, NETS["npr"](), fb, args.npr_steps // 2, args.seed + 3, desc=f"npr without {fam}")
+                sc = {"learned_semantic": _onnx_scorer(torch, sem2, cs, tmp.name),
+                      f"learned_npr ({args.npr_steps // 2} steps)": _onnx_scorer(torch, npr2, cn, tmp.name)}
+                report["results"]["logo"][fam] = _evaluate(sc, te, f"leave-one-generator-out: trained without {fam}, "
+                                                           f"tested on held-out {fam} vs held-out reals")
+                _write_report(args, report)
+        tmp.cleanup()
+    if _write_report(args, report):
+        print(f"report written to {args.report}")
+    print(f"total time {time.perf_counter() - t_start:.0f} s")
+    return 0

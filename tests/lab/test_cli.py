@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from verity.cli.main import main
+from verity.lab.marks import read_marks
+
+
+def test_help_lists_actions(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["lab", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for a in ("train", "sample", "reconstruct", "nearest"):
+        assert a in out
+
+
+def test_missing_torch_exit_4(monkeypatch, capsys, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "torch" else real(n, *a))
+    rc = main(["lab", "train", "gan", "--data", str(tmp_path), "--out", str(tmp_path / "r")])
+    assert rc == 4
+    err = capsys.readouterr().err
+    assert "torch" in err and err.count("\n") == 1
+
+
+def test_train_sample_reconstruct_cli(image_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    rc = main(["lab", "train", "autoencoder", "--data", str(image_dir), "--out", str(run), "--size", "32",
+               "--steps", "2", "--batch", "2", "--ch", "8", "--every", "1", "--fd-n", "0", "--threads", "1", "-q"])
+    assert rc == 0
+    info = json.loads((run / "run.json").read_text())
+    assert info["steps_done"] == 2 and info["config"]["ch"] == 8
+    # resume to 3 steps
+    rc = main(["lab", "train", "autoencoder", "--data", str(image_dir), "--out", str(run), "--steps", "3",
+               "--resume", "--fd-n", "0", "--threads", "1", "-q"])
+    assert rc == 0 and json.loads((run / "run.json").read_text())["steps_done"] == 3
+    # a second run into the same folder without --resume is a usage error, one line
+    rc = main(["lab", "train", "autoencoder", "--data", str(image_dir), "--out", str(run), "--steps", "1", "-q"])
+    assert rc == 2
+    rc = main(["lab", "sample", "--run", str(run), "--n", "3", "--out", str(tmp_path / "s"), "--grid",
+               str(tmp_path / "grid.png"), "-q"])
+    assert rc == 0 and len(list((tmp_path / "s").glob("*.png"))) == 3
+    assert read_marks(tmp_path / "grid.png")["software"].startswith("verity-lab autoencoder ")
+    rc = main(["lab", "reconstruct", str(image_dir), "--run", str(run), "--out", str(tmp_path / "rec"),
+               "--tile", "64", "--overlap", "16", "-q"])
+    assert rc == 0 and len(list((tmp_path / "rec").glob("*.png"))) == 6
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    rc = main(["lab", "reconstruct", str(tmp_path / "broken.jpg"), "--run", str(run), "--out",
+               str(tmp_path / "rec2"), "-q"])
+    assert rc == 3
+
+
+def test_usage_errors(image_dir, tmp_path, capsys):
+    assert main(["lab", "train", "gan", "--data", str(image_dir), "--vae", "-q"]) == 2
+    assert main(["lab", "train", "autoencoder", "--data", str(image_dir), "--loss", "ns", "-q"]) == 2
+    assert main(["lab", "sample", "--run", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "not a lab run" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["lab", "train", "vae", "--data", str(image_dir)])
+    assert e.value.code == 2
