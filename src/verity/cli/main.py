@@ -27,8 +27,14 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: the arguments being parsed, so that sub-commands can skip costly set-up when not invoked
+CURRENT_ARGV: list[str] = []
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     from verity import __version__
+
+    CURRENT_ARGV[:] = list(sys.argv[1:] if argv is None else argv)
 
     p = _Parser(
         prog="verity",
@@ -51,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -20,7 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train verity's models (needs the [train] extra)",
                        description="Reproduce verity's shipped weights from data.")
     tsub = p.add_subparsers(dest="trainer", metavar="WHAT", parser_class=type(p))
+    from verity.cli.main import CURRENT_ARGV
+
+    invoked = "train" in CURRENT_ARGV[:1]
     for name, (modname, helptext) in TRAINERS.items():
+        if not invoked:  # trainer modules import numpy: only load them for `verity train ...`
+            tsub.add_parser(name, help=helptext)
+            continue
         try:
             mod = importlib.import_module(modname)
         except ModuleNotFoundError as e:
