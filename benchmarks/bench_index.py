@@ -4,7 +4,7 @@ and search latency at 100k stored vectors.
 Usage::
 
     .venv/bin/python benchmarks/bench_index.py --data ../shared/data --n 300 --synthetic 100000 \
-        --out /tmp/bench_index.json
+        --keep-synthetic /tmp/index/synth100k --out /tmp/bench_index.json
 
 Parts
 -----
@@ -14,9 +14,14 @@ Parts
    :func:`verity.index.search.search` is the original.
 2. Throughput: images per second of ``image_record`` + ``IndexStore.add`` with and without faces.
 3. Latency at scale (synthetic vectors): ``--synthetic`` random records (unit 1280-d embeddings,
-   random PDQ bits) are written, then PDQ, embedding and combined searches are timed.
+   random PDQ bits) are written (or reused from ``--keep-synthetic DIR``), then PDQ, embedding and
+   combined searches are timed twice on the same data and queries: *before* (PDQ by a Milvus
+   inner-product search, embedding index with the COSINE metric, as indexes were built up to
+   2026-11-23) and *after* (PDQ by the in-memory packed-bit table, embedding index with the IP metric
+   on the unit vectors).
 
-The shared data are read, never copied; the indexes live in a temporary folder that is deleted.
+The shared data are read, never copied; the indexes live in a temporary folder that is deleted
+(except ``--keep-synthetic``).
 """
 
 from __future__ import annotations
@@ -145,17 +150,34 @@ def face_throughput(data: Path, n: int, seed: int, work: Path) -> dict:
     return {"images": len(faces), "faces": n_faces, "seconds": round(dt, 1), "images_per_s_with_faces": round(len(faces) / dt, 2)}
 
 
-def synthetic(n: int, queries: int, work: Path, seed: int) -> dict:
+def _set_embedding_metric(path: Path, metric: str) -> float:
+    """Re-declare the FLAT index of ``verity_images.embedding`` with another metric (seconds taken).
+
+    The stored vectors are unit-length, so COSINE and IP rank them identically; only the cost differs.
+    """
+    from verity.index.store import IMAGES, IndexStore
+
+    with IndexStore(path, pdq_scan="milvus") as st:
+        c = st.client
+        t = time.perf_counter()
+        if st._metric.get(IMAGES) != metric:
+            c.release_collection(IMAGES)
+            c.drop_index(IMAGES, "embedding")
+            ip = c.prepare_index_params()
+            ip.add_index(field_name="embedding", index_type="FLAT", metric_type=metric)
+            c.create_index(IMAGES, ip)
+            c.load_collection(IMAGES)
+        return time.perf_counter() - t
+
+
+def _build_synthetic(n: int, path: Path, seed: int) -> dict:
     import hashlib
 
-    from verity.index.features import QueryFeatures
-    from verity.index.search import search
     from verity.index.store import ImageRecord, IndexStore
 
     rng = np.random.default_rng(seed)
-    store = IndexStore(work / "synthetic", create=True, checkpoint_every=20000)
+    store = IndexStore(path, create=True, checkpoint_every=20000)
     t0 = time.perf_counter()
-    kept = []
     batch_size = 1000
     for start in range(0, n, batch_size):
         emb = rng.standard_normal((min(batch_size, n - start), 1280)).astype(np.float32)
@@ -166,40 +188,106 @@ def synthetic(n: int, queries: int, work: Path, seed: int) -> dict:
                 for i in range(len(emb))]
         store.add(recs)
         if start % 20000 == 0:
-            kept.append(recs[0])
             print(f"synthetic: {start + len(emb)}/{n} written, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     write_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     store.checkpoint()
     flush_s = time.perf_counter() - t0
-    lat_pdq, lat_emb, lat_all = [], [], []
-    for i in range(queries):
-        e = rng.standard_normal(1280).astype(np.float32)
-        e /= np.linalg.norm(e)
-        b = rng.integers(0, 2, 256).astype(np.uint8)
-        t = time.perf_counter()
-        store.search_pdq(b, 10)
-        lat_pdq.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        store.search_embedding(e, 10)
-        lat_emb.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        search(store, QueryFeatures("0" * 64, e, b, 100, 1, 1), k=10, faces=False)
-        lat_all.append(time.perf_counter() - t)
-    # correctness at scale: stored vectors find themselves
-    found = sum(store.search_pdq(r.pdq, 1)[0][0] == r.sha256 and store.search_embedding(r.embedding, 1)[0][0] == r.sha256
-                for r in kept)
     count = store.count()
     store.close()
-    size = sum(f.stat().st_size for f in (work / "synthetic").rglob("*") if f.is_file())
-    return {
-        "records": count, "write_seconds": round(write_s, 1), "records_per_s": round(count / write_s, 1),
-        "final_checkpoint_seconds": round(flush_s, 1), "disk_mb": round(size / 1e6, 1), "queries": queries,
-        "pdq_search_ms": {"p50": round(_pct(lat_pdq, 50), 1), "p99": round(_pct(lat_pdq, 99), 1)},
-        "embedding_search_ms": {"p50": round(_pct(lat_emb, 50), 1), "p99": round(_pct(lat_emb, 99), 1)},
-        "combined_search_ms": {"p50": round(_pct(lat_all, 50), 1), "p99": round(_pct(lat_all, 99), 1)},
-        "self_retrieval": f"{found}/{len(kept)}",
-    }
+    return {"write_seconds": round(write_s, 1), "records_per_s": round(count / write_s, 1),
+            "final_checkpoint_seconds": round(flush_s, 1)}
+
+
+def _time_searches(path: Path, queries: list, pdq_scan: str) -> tuple[dict, list]:
+    from verity.index.features import QueryFeatures
+    from verity.index.search import search
+    from verity.index.store import IMAGES, IndexStore
+
+    t = time.perf_counter()
+    store = IndexStore(path, read_only=True, pdq_scan=pdq_scan)
+    open_s = time.perf_counter() - t
+    lat_pdq, lat_emb, lat_all, results = [], [], [], []
+    try:
+        t = time.perf_counter()
+        store.search_pdq(queries[0][1], 10)  # the first search loads the PDQ table (when used)
+        first_s = time.perf_counter() - t
+        for e, b in queries:
+            t = time.perf_counter()
+            p = store.search_pdq(b, 10)
+            lat_pdq.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            store.search_embedding(e, 10)
+            lat_emb.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            r = search(store, QueryFeatures("0" * 64, e, b, 100, 1, 1), k=10, faces=False)
+            lat_all.append(time.perf_counter() - t)
+            results.append(([d for _, d in p], [(m.sha256, m.pdq_distance, round(m.similarity or 0, 4)) for m in r.matches]))
+        out = {
+            "how": {"pdq": "in-memory table" if store._pdq is not None else "Milvus IP search",
+                    "embedding_metric": store._metric.get(IMAGES)},
+            "open_seconds": round(open_s, 2), "first_pdq_search_seconds": round(first_s, 2),
+            "pdq_search_ms": {"p50": round(_pct(lat_pdq, 50), 1), "p99": round(_pct(lat_pdq, 99), 1)},
+            "embedding_search_ms": {"p50": round(_pct(lat_emb, 50), 1), "p99": round(_pct(lat_emb, 99), 1)},
+            "combined_search_ms": {"p50": round(_pct(lat_all, 50), 1), "p99": round(_pct(lat_all, 99), 1)},
+        }
+    finally:
+        store.close()
+    return out, results
+
+
+def synthetic(n: int, queries: int, work: Path, seed: int, keep: str | None = None) -> dict:
+    """Latency at ``n`` stored records, before (Milvus PDQ search, COSINE embedding index) and after
+    (in-memory PDQ table, IP embedding index), same data and same queries in one run."""
+    from verity.index.store import PDQ_TABLE, IndexStore
+
+    path = Path(keep) if keep else work / "synthetic"
+    out: dict = {}
+    have = 0
+    if (path / "milvus.db").is_dir():
+        with IndexStore(path, read_only=True, pdq_scan="milvus") as st:
+            have = st.count()
+    if have == n:
+        out["build"] = f"reused the {n} records already in {path}"
+    else:
+        if have:
+            shutil.rmtree(path)
+        out["build"] = _build_synthetic(n, path, seed)
+    rng = np.random.default_rng(seed + 12345)
+    qs = []
+    for _ in range(queries):
+        e = rng.standard_normal(1280).astype(np.float32)
+        qs.append((e / np.linalg.norm(e), rng.integers(0, 2, 256).astype(np.uint8)))
+    out["records"], out["queries"] = n, queries
+    out["switch_to_cosine_seconds"] = round(_set_embedding_metric(path, "COSINE"), 2)
+    out["before"], res_before = _time_searches(path, qs, "milvus")
+    print(json.dumps(out["before"]), file=sys.stderr)
+    out["switch_to_ip_seconds"] = round(_set_embedding_metric(path, "IP"), 2)
+    had_table = (path / PDQ_TABLE).is_file()
+    t = time.perf_counter()
+    with IndexStore(path) as st:  # a writer builds the PDQ table file when it is missing or stale
+        kept = st._pdq is not None
+    out["pdq_table"] = {"existed": had_table, "open_writer_seconds": round(time.perf_counter() - t, 1), "loaded": kept,
+                        "file_mb": round((path / PDQ_TABLE).stat().st_size / 1e6, 1) if (path / PDQ_TABLE).is_file() else None}
+    out["after"], res_after = _time_searches(path, qs, "auto")
+    print(json.dumps(out["after"]), file=sys.stderr)
+    same_pdq = sum(a[0] == b[0] for a, b in zip(res_before, res_after))
+    same_ranked = sum([(m[0], m[1]) for m in a[1]] == [(m[0], m[1]) for m in b[1]] for a, b in zip(res_before, res_after))
+    out["same_pdq_distances"] = f"{same_pdq}/{len(qs)}"
+    out["same_ranked_matches"] = f"{same_ranked}/{len(qs)}"
+    # correctness at scale: stored vectors find themselves (after)
+    import hashlib
+
+    rng = np.random.default_rng(seed)
+    first = rng.standard_normal((min(1000, n), 1280)).astype(np.float32)  # the first batch, as written
+    first /= np.linalg.norm(first, axis=1, keepdims=True)
+    bits = rng.integers(0, 2, (len(first), 256)).astype(np.uint8)
+    with IndexStore(path, read_only=True) as st:
+        sha = hashlib.sha256(b"s0").hexdigest()
+        out["self_retrieval_record_0"] = st.search_pdq(bits[0], 1) == [(sha, 0)] and \
+            st.search_embedding(first[0], 1)[0][0] == sha
+    out["disk_mb"] = round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6, 1)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="write the results as JSON")
     ap.add_argument("--workdir", default=None, help="where the temporary indexes go (default a temp folder)")
+    ap.add_argument("--keep-synthetic", metavar="DIR", default=None,
+                    help="build the synthetic index in DIR and keep it; a later run with the same --synthetic reuses it")
     args = ap.parse_args(argv)
     os.environ.setdefault("VERITY_THREADS", "1")
     work = Path(tempfile.mkdtemp(prefix="verity-bench-", dir=args.workdir))
@@ -225,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                 out["faces"] = face_throughput(Path(args.data), args.faces, args.seed, work)
                 print(json.dumps(out["faces"], indent=2), file=sys.stderr)
         if args.synthetic:
-            out["synthetic"] = synthetic(args.synthetic, args.queries, work, args.seed)
+            out["synthetic"] = synthetic(args.synthetic, args.queries, work, args.seed, args.keep_synthetic)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(out, indent=2))

@@ -74,6 +74,88 @@ def test_add_search_remove(store):
     assert st["images"] == 29 and st["by_label"] == {"real": 29}
 
 
+def test_pdq_table_upsert_remove_save(tmp_path):
+    from verity.index.pdq import pack
+    from verity.index.store import PdqTable
+
+    bits = np.random.default_rng(1).integers(0, 2, (6, 256)).astype(np.uint8)
+    shas = [f"{i:064x}" for i in range(6)]
+    t = PdqTable()
+    t.extend(shas[:3], pack(bits[:3]))
+    t.upsert(shas[1], pack(bits[4]))  # overwrites a row not yet packed
+    t.extend(shas[3:], pack(bits[3:]))
+    t.remove(shas[0])
+    t.upsert(shas[2], pack(bits[5]))  # overwrites a packed row
+    assert len(t) == 5
+    assert {s for s, d in t.search(pack(bits[4]), 5) if d == 0} == {shas[1], shas[4]}
+    assert shas[0] not in [s for s, _ in t.search(pack(bits[0]), 6)]
+    t.save(tmp_path / "t.bin")
+    u = PdqTable.load(tmp_path / "t.bin")
+    assert len(u) == 5 and u.search(pack(bits[5]), 1) == [(shas[2], 0)] and shas[0] not in u.pos
+
+
+def test_in_memory_pdq_scan_equals_the_milvus_search(tmp_path):
+    from verity.index.pdq import hamming
+    from verity.index.store import PDQ_TABLE, PdqTable
+
+    recs = [synthetic_record(i) for i in range(200, 260)]
+    with IndexStore(tmp_path, create=True) as s:
+        s.add(recs)
+        assert s._pdq is not None and len(s._pdq) == 60
+        assert s._metric == {"verity_images": "IP", "verity_faces": "IP"}
+    assert (tmp_path / PDQ_TABLE).is_file()
+    rng = np.random.default_rng(7)
+    queries = [recs[3].pdq, rng.integers(0, 2, 256).astype(np.uint8)]
+    q = recs[9].pdq.copy()
+    q[:20] ^= 1
+    queries.append(q)
+    fast = IndexStore(tmp_path, read_only=True)
+    slow = IndexStore(tmp_path, read_only=True, pdq_scan="milvus")
+    try:
+        for bits in queries:
+            a, b = fast.search_pdq(bits, 8), slow.search_pdq(bits, 8)
+            assert [d for _, d in a] == [d for _, d in b]  # same distances (ties may be ordered differently)
+            by_sha = {r.sha256: r for r in recs}
+            assert all(hamming(by_sha[sha].pdq, bits) == d for sha, d in a)
+        assert fast._pdq is not None and slow._pdq is None
+        assert fast.search_pdq(q, 1) == [(recs[9].sha256, 20)]
+    finally:
+        fast.close()
+        slow.close()
+    # a removal reaches the table and its file
+    with IndexStore(tmp_path) as s:
+        assert s.remove(recs[3].sha256)
+        assert s.search_pdq(recs[3].pdq, 1)[0][1] > 0
+    t = PdqTable.load(tmp_path / PDQ_TABLE)
+    assert len(t) == 59 and recs[3].sha256 not in t.pos
+
+
+def test_pdq_table_that_does_not_match_is_not_used(tmp_path):
+    from verity.index.store import PDQ_TABLE, PdqTable
+
+    recs = [synthetic_record(i) for i in range(300, 320)]
+    with IndexStore(tmp_path, create=True) as s:
+        s.add(recs)
+    good = (tmp_path / PDQ_TABLE).read_bytes()
+    # damaged file: read-only stores fall back to the Milvus search, and still find the record
+    (tmp_path / PDQ_TABLE).write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    assert PdqTable.load(tmp_path / PDQ_TABLE) is None
+    with IndexStore(tmp_path, read_only=True) as r:
+        assert r.search_pdq(recs[5].pdq, 1) == [(recs[5].sha256, 0)] and r._pdq is None
+    # a table of another state (one record short): not used; a writer rebuilds it from Milvus
+    (tmp_path / PDQ_TABLE).write_bytes(good)
+    t = PdqTable.load(tmp_path / PDQ_TABLE)
+    t.remove(recs[0].sha256)
+    t.save(tmp_path / PDQ_TABLE)
+    with IndexStore(tmp_path, read_only=True) as r:
+        assert r.search_pdq(recs[0].pdq, 1) == [(recs[0].sha256, 0)] and r._pdq is None
+    (tmp_path / PDQ_TABLE).unlink()  # an index from before the table file
+    with IndexStore(tmp_path) as w:
+        assert w._pdq is not None and len(w._pdq) == 20
+        assert w.search_pdq(recs[0].pdq, 1) == [(recs[0].sha256, 0)]
+    assert len(PdqTable.load(tmp_path / PDQ_TABLE)) == 20
+
+
 def test_journal_drops_a_torn_tail(tmp_path):
     j = Journal(tmp_path / "j.log")
     j.append([{"op": "remove", "sha256": "a" * 64}, {"op": "remove", "sha256": "b" * 64}])
@@ -137,6 +219,9 @@ def _check_all(s: IndexStore, acked: list[str]) -> None:
         want = rec(int(row["path"].rsplit("/", 1)[1].split(".")[0]))
         hit = s.search_embedding(want.embedding, 1)[0]
         assert hit[0] == sha and hit[1] > 0.9999
+        assert s.search_pdq(want.pdq, 1) == [(sha, 0)]
+    # the in-memory PDQ table survived the kills too (journal replay, or rebuilt from Milvus)
+    assert s._pdq is not None and len(s._pdq) == len(rows)
 
 
 def _run_child_and_kill(index_dir: Path, start: int, kill_after: int) -> list[str]:

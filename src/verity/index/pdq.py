@@ -76,3 +76,28 @@ def to_signed(bits: np.ndarray) -> np.ndarray:
 def distance_from_ip(ip: float) -> int:
     """Hamming distance from the inner product of two +-1 vectors."""
     return int(round((BITS - float(ip)) / 2.0))
+
+
+def pack(bits: np.ndarray) -> np.ndarray:
+    """(..., 256) 0/1 bits -> (..., 4) uint64 words (the layout :func:`hamming_many` scans)."""
+    b = np.packbits(np.asarray(bits, np.uint8), axis=-1)
+    return np.ascontiguousarray(b).view(np.uint64)
+
+
+def pack_hex(texts: list[str]) -> np.ndarray:
+    """Hex hashes (as stored in ``pdq_hex``) -> (n, 4) uint64 words."""
+    if not texts:
+        return np.zeros((0, BITS // 64), np.uint64)
+    raw = np.frombuffer(bytes.fromhex("".join(texts)), np.uint8).reshape(len(texts), BITS // 8)
+    return np.ascontiguousarray(raw).view(np.uint64)
+
+
+_POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+
+def hamming_many(packed: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Hamming distances (int32, shape (n,)) from one packed hash (4,) to many packed hashes (n, 4)."""
+    x = np.bitwise_xor(packed, np.asarray(query, np.uint64).reshape(1, -1))
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        return np.bitwise_count(x).sum(axis=1, dtype=np.int32)
+    return _POPCOUNT8[x.view(np.uint8)].sum(axis=1, dtype=np.int32)

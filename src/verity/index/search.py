@@ -105,9 +105,11 @@ def search(store: IndexStore, q: QueryFeatures, k: int = 10, near_duplicate: int
     pdq_hits = dict(store.search_pdq(q.pdq, k))
     emb_hits = dict(store.search_embedding(q.embedding, k))
     face_hits: list[tuple[int, dict]] = []
-    if faces:
-        for i, f in enumerate(q.faces):
-            face_hits += [(i, h) for h in store.search_faces(f.embedding, k)]
+    if faces and q.faces:  # one request for all the faces of the query
+        import numpy as np
+
+        for i, hits in enumerate(store.search_faces_many(np.stack([f.embedding for f in q.faces]), k)):
+            face_hits += [(i, h) for h in hits]
     records = store.fetch(list(pdq_hits) + list(emb_hits) + [h["image_sha"] for _, h in face_hits])
     reliable = q.pdq_quality >= MIN_QUALITY
     matches = []

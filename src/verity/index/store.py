@@ -47,6 +47,9 @@ LABELS = ("real", "fake", "known_fake", "unlabelled")
 FAKE_CLASSES = ("ai_generated", "edited", "face_manipulated")
 SCHEMA_VERSION = 1
 JOURNAL = "journal.log"
+#: The PDQ hashes of a local index as a flat file (see :class:`PdqTable`), rewritten at each checkpoint.
+PDQ_TABLE = "pdq_table.bin"
+_PDQ_MAGIC = b"VPDQTBL1"
 
 #: Open local stores per Milvus Lite directory in this process: the embedded server is shared by all
 #: of them and stopped when the last one closes.
@@ -202,6 +205,108 @@ def _fsync_dir(path: Path) -> None:
         pass
 
 
+# ------------------------------------------------------------------------------- in-memory PDQ scan
+
+
+class PdqTable:
+    """All PDQ hashes of a local index, packed 256 bits to four 64-bit words, for exact Hamming search.
+
+    A brute-force XOR + popcount over 100k hashes (3.2 MB) takes a few milliseconds, where a vector
+    search of the same hashes through Milvus Lite costs a Python loop per stored row. Kept only for the
+    embedded database, which one process uses at a time: every change goes through this process's
+    :class:`IndexStore`, which updates the table as it writes. With a Milvus server other processes
+    may write, so the search goes to the server instead.
+    """
+
+    def __init__(self) -> None:
+        self.shas: list[str] = []
+        self.words = np.zeros((0, 4), np.uint64)
+        self.valid = np.zeros(0, bool)
+        self.pos: dict[str, int] = {}
+        self._pending: list[tuple[str, np.ndarray]] = []
+
+    def __len__(self) -> int:
+        return len(self.pos)
+
+    def upsert(self, sha: str, words: np.ndarray) -> None:
+        # rows [0, len(words)) are packed; shas[len(words) + p] is _pending[p]
+        w = np.asarray(words, np.uint64).reshape(4)
+        i = self.pos.get(sha)
+        if i is not None and i < len(self.words):
+            self.words[i] = w
+        elif i is not None:
+            self._pending[i - len(self.words)] = (sha, w)
+        else:
+            self.pos[sha] = len(self.shas)
+            self.shas.append(sha)
+            self._pending.append((sha, w))
+
+    def extend(self, shas: list[str], words: np.ndarray) -> None:
+        for sha, w in zip(shas, words):
+            self.upsert(sha, w)
+
+    def remove(self, sha: str) -> None:
+        i = self.pos.pop(sha, None)
+        if i is None:
+            return
+        self._flush_pending()
+        self.valid[i] = False
+
+    def _flush_pending(self) -> None:
+        if self._pending:
+            self.words = np.concatenate([self.words, np.stack([w for _, w in self._pending])])
+            self.valid = np.concatenate([self.valid, np.ones(len(self._pending), bool)])
+            self._pending = []
+
+    def save(self, path: Path) -> None:
+        """Write atomically: magic, count, SHA-256 digests, packed hashes, CRC-32 of all before it."""
+        self._flush_pending()
+        live = np.flatnonzero(self.valid)
+        shas = b"".join(bytes.fromhex(self.shas[i]) for i in live)
+        body = _PDQ_MAGIC + np.uint64(len(live)).tobytes() + shas + self.words[live].tobytes()
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(body + np.uint32(zlib.crc32(body)).tobytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> "PdqTable | None":
+        """The table saved at ``path``; None when missing or damaged."""
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            return None
+        if len(raw) < 20 or raw[:8] != _PDQ_MAGIC or int(np.frombuffer(raw[-4:], np.uint32)[0]) != zlib.crc32(raw[:-4]):
+            return None
+        n = int(np.frombuffer(raw[8:16], np.uint64)[0])
+        if len(raw) != 20 + 64 * n:
+            return None
+        t = cls()
+        digests = raw[16:16 + 32 * n]
+        t.shas = [digests[32 * i:32 * i + 32].hex() for i in range(n)]
+        t.pos = {sha: i for i, sha in enumerate(t.shas)}
+        t.words = np.frombuffer(raw[16 + 32 * n:16 + 64 * n], np.uint64).reshape(n, 4).copy()
+        t.valid = np.ones(n, bool)
+        return t
+
+    def search(self, query_words: np.ndarray, k: int) -> list[tuple[str, int]]:
+        """(sha256, Hamming distance) of the k nearest hashes, nearest first (ties by insertion order)."""
+        from verity.index.pdq import BITS, hamming_many
+
+        self._flush_pending()
+        if not len(self.pos) or k < 1:
+            return []
+        d = hamming_many(self.words, query_words)
+        if not self.valid.all():
+            d = np.where(self.valid, d, BITS + 1)
+        k = min(int(k), len(self.pos))
+        idx = np.argpartition(d, k - 1)[:k] if k < len(d) else np.arange(len(d))
+        idx = idx[np.lexsort((idx, d[idx]))]
+        return [(self.shas[i], int(d[i])) for i in idx if d[i] <= BITS]
+
+
 # -------------------------------------------------------------------------------------------- store
 
 
@@ -223,10 +328,16 @@ class IndexStore:
     read_only : bool
         Do not take the journal (no replay, no writes); several read-only stores may be open in one
         process, for example the ``index_match`` detector's.
+    pdq_scan : {"auto", "milvus"}
+        How near duplicates are looked up. ``"auto"``: for the embedded database, an exact Hamming scan
+        of the hashes in memory (:class:`PdqTable`, loaded from ``pdq_table.bin``), falling back to a
+        Milvus inner-product search when that file is missing or does not match the database; with a
+        server, always the server. ``"milvus"``: always the Milvus search (the benchmark's baseline).
     """
 
     def __init__(self, index_dir: str | os.PathLike | None = None, uri: str | None = None, create: bool = False,
-                 checkpoint_every: int = 256, token: str | None = None, read_only: bool = False):
+                 checkpoint_every: int = 256, token: str | None = None, read_only: bool = False,
+                 pdq_scan: str = "auto"):
         self.index_dir = Path(index_dir) if index_dir else default_index_dir()
         self.uri = uri or default_uri()
         self.local = self.uri is None
@@ -238,13 +349,26 @@ class IndexStore:
             raise IndexMissing(f"no index at {self.index_dir} (create one with: verity index add PATH...)")
         self.index_dir.mkdir(parents=True, exist_ok=True)
         self.replayed, self.dropped = 0, 0
+        if pdq_scan not in ("auto", "milvus"):
+            raise ValueError(f"pdq_scan must be 'auto' or 'milvus', got {pdq_scan!r}")
+        self.pdq_scan = pdq_scan
+        #: the in-memory PDQ table (None: not loaded yet or not used); _pdq_tried: load attempted
+        self._pdq: PdqTable | None = None
+        self._pdq_tried = False
+        #: metric of each (collection, vector field) index: COSINE (indexes built before) or IP (unit vectors)
+        self._metric: dict[str, str] = {}
         if not read_only:
             self._acquire_writer_lock()
         self.client = self._connect(token)
         try:
             self._ensure_collections(create)
             if self.journal is not None:
+                if self.local and self.pdq_scan == "auto":
+                    self._pdq = PdqTable.load(self.index_dir / PDQ_TABLE) or PdqTable()
+                    self._pdq_tried = True
                 self.replay()
+                if self._pdq is not None and len(self._pdq) != self.count():
+                    self._pdq = self._rebuild_pdq_table()
         except Exception:
             self.close()
             raise
@@ -302,6 +426,7 @@ class IndexStore:
                 if got and got != json.loads(meta):
                     raise IndexStoreError(f"the index collection {name} was built with {got}, this verity uses {meta}; rebuild it")
                 c.load_collection(name)
+                self._metric[name] = self._index_metric(name)
                 continue
             if not create and self.local is False:
                 raise IndexMissing(f"collection {name} does not exist on {self.uri} (create it with: verity index add)")
@@ -321,7 +446,9 @@ class IndexStore:
                 s.add_field("height", DataType.INT64)
                 s.add_field("n_faces", DataType.INT64)
                 s.add_field("added", DataType.DOUBLE)
-                ip.add_index(field_name="embedding", index_type="FLAT", metric_type="COSINE")
+                # vectors are stored L2-normalised, so inner product is the cosine similarity without the
+                # per-query normalisation of every stored vector that a COSINE search costs in Milvus Lite
+                ip.add_index(field_name="embedding", index_type="FLAT", metric_type="IP")
                 ip.add_index(field_name="pdq", index_type="FLAT", metric_type="IP")
             else:
                 s.add_field("face_id", DataType.VARCHAR, is_primary=True, max_length=80)
@@ -330,9 +457,19 @@ class IndexStore:
                 s.add_field("face_index", DataType.INT64)
                 s.add_field("box", DataType.VARCHAR, max_length=128)
                 s.add_field("score", DataType.DOUBLE)
-                ip.add_index(field_name="embedding", index_type="FLAT", metric_type="COSINE")
+                ip.add_index(field_name="embedding", index_type="FLAT", metric_type="IP")
             c.create_collection(name, schema=s, index_params=ip, consistency_level="Strong")
             c.load_collection(name)
+            self._metric[name] = "IP"
+
+    def _index_metric(self, name: str) -> str:
+        """The metric the ``embedding`` index of a collection was built with (COSINE or IP)."""
+        try:
+            names = self.client.list_indexes(name, field_name="embedding") or ["embedding"]
+            m = str(self.client.describe_index(name, names[0]).get("metric_type") or "COSINE").upper()
+        except Exception:  # noqa: BLE001 - older servers: assume what earlier versions built
+            m = "COSINE"
+        return m if m in ("COSINE", "IP") else "COSINE"
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -364,19 +501,23 @@ class IndexStore:
         for r in records:
             for n, f in enumerate(r.faces):
                 faces.append({
-                    "face_id": f"{r.sha256}:{n}", "embedding": np.asarray(f.embedding, np.float32).tolist(),
+                    "face_id": f"{r.sha256}:{n}", "embedding": _unit(f.embedding).tolist(),
                     "image_sha": r.sha256, "face_index": n, "box": json.dumps([round(float(v), 1) for v in f.box]),
                     "score": float(f.score),
                 })
         if faces:
             self.client.upsert(FACES, faces)
         rows = [{
-            "sha256": r.sha256, "embedding": np.asarray(r.embedding, np.float32).tolist(), "pdq": to_signed(r.pdq).tolist(),
+            "sha256": r.sha256, "embedding": _unit(r.embedding).tolist(), "pdq": to_signed(r.pdq).tolist(),
             "pdq_hex": to_hex(r.pdq), "pdq_quality": int(r.pdq_quality), "label": r.label, "fake_class": r.fake_class,
             "source": r.source[:512], "path": r.path[:2048], "width": int(r.width), "height": int(r.height),
             "n_faces": len(r.faces), "added": float(r.added),
         } for r in records]
         self.client.upsert(IMAGES, rows)
+        if self._pdq is not None:
+            from verity.index.pdq import pack
+
+            self._pdq.extend([r.sha256 for r in records], pack(np.stack([np.asarray(r.pdq, np.uint8) for r in records])))
 
     def remove(self, sha256: str) -> bool:
         """Delete an image and its faces; False when it was not indexed."""
@@ -392,6 +533,36 @@ class IndexStore:
         _check_sha(sha256)
         self.client.delete(IMAGES, ids=[sha256])
         self.client.delete(FACES, filter=f'image_sha == "{sha256}"')
+        if self._pdq is not None:
+            self._pdq.remove(sha256)
+
+    def _rebuild_pdq_table(self) -> PdqTable | None:
+        """Read every stored hash back from Milvus (an index from before the table file, or a mismatch)."""
+        from verity.index.pdq import pack_hex
+
+        t = PdqTable()
+        try:
+            it = self.client.query_iterator(IMAGES, batch_size=4096, filter='sha256 != ""',
+                                            output_fields=["sha256", "pdq_hex"])
+            try:
+                while True:
+                    rows = it.next()
+                    if not rows:
+                        break
+                    t.extend([r["sha256"] for r in rows], pack_hex([r["pdq_hex"] for r in rows]))
+            finally:
+                it.close()
+        except Exception:  # noqa: BLE001 - fall back to the Milvus search; the stale file must go
+            (self.index_dir / PDQ_TABLE).unlink(missing_ok=True)
+            return None
+        self._save_pdq_table(t)
+        return t
+
+    def _save_pdq_table(self, t: PdqTable | None = None) -> None:
+        t = t if t is not None else self._pdq
+        if t is not None and self.local and self.journal is not None:
+            t.save(self.index_dir / PDQ_TABLE)
+            _fsync_dir(self.index_dir)
 
     def replay(self) -> int:
         """Re-apply the journal (after a crash); returns the number of operations applied."""
@@ -414,6 +585,7 @@ class IndexStore:
             self.client.flush(name)
         if self.local:
             os.sync()
+        self._save_pdq_table()
         j.truncate()
         self._since_checkpoint = 0
 
@@ -448,30 +620,55 @@ class IndexStore:
         res = self.client.query(IMAGES, filter="path == " + json.dumps(str(path)), output_fields=["sha256"])
         return [r["sha256"] for r in res]
 
+    def _pdq_table(self) -> PdqTable | None:
+        """The in-memory table when it can be trusted (see ``pdq_scan``), else None."""
+        if self._pdq_tried or not self.local or self.pdq_scan != "auto":
+            return self._pdq
+        self._pdq_tried = True
+        if self.journal is None and (self.index_dir / JOURNAL).is_file() and (self.index_dir / JOURNAL).stat().st_size:
+            return None  # read-only after a crash: the writer that replays the journal has not run yet
+        t = PdqTable.load(self.index_dir / PDQ_TABLE)
+        if t is not None and len(t) == self.count():
+            self._pdq = t
+        return self._pdq
+
     def search_pdq(self, bits: np.ndarray, k: int = 10) -> list[tuple[str, int]]:
         """(sha256, Hamming distance), nearest first."""
-        from verity.index.pdq import distance_from_ip, to_signed
+        from verity.index.pdq import distance_from_ip, pack, to_signed
 
+        table = self._pdq_table()
+        if table is not None:
+            return table.search(pack(bits), k)
         res = self.client.search(IMAGES, data=[to_signed(bits).tolist()], anns_field="pdq", limit=int(k),
                                  search_params={"metric_type": "IP"}, output_fields=["sha256"])
         return [(h["id"] if "id" in h else h["sha256"], distance_from_ip(h["distance"])) for h in res[0]]
 
     def search_embedding(self, vec: np.ndarray, k: int = 10) -> list[tuple[str, float]]:
         """(sha256, cosine similarity), most similar first."""
-        res = self.client.search(IMAGES, data=[np.asarray(vec, np.float32).tolist()], anns_field="embedding", limit=int(k),
-                                 search_params={"metric_type": "COSINE"}, output_fields=["sha256"])
+        res = self.client.search(IMAGES, data=[_unit(vec).tolist()], anns_field="embedding", limit=int(k),
+                                 search_params={"metric_type": self._metric.get(IMAGES, "COSINE")}, output_fields=["sha256"])
         return [(h["id"] if "id" in h else h["sha256"], float(h["distance"])) for h in res[0]]
 
     def search_faces(self, vec: np.ndarray, k: int = 10) -> list[dict]:
         """Faces most similar to ``vec``: dicts with face_id, image_sha, face_index, box, similarity."""
-        res = self.client.search(FACES, data=[np.asarray(vec, np.float32).tolist()], anns_field="embedding", limit=int(k),
-                                 search_params={"metric_type": "COSINE"},
+        return self.search_faces_many(np.asarray(vec, np.float32).reshape(1, -1), k)[0]
+
+    def search_faces_many(self, vecs: np.ndarray, k: int = 10) -> list[list[dict]]:
+        """:meth:`search_faces` for several faces in one request (one list per row of ``vecs``)."""
+        vecs = np.asarray(vecs, np.float32)
+        if not len(vecs):
+            return []
+        res = self.client.search(FACES, data=[_unit(v).tolist() for v in vecs], anns_field="embedding", limit=int(k),
+                                 search_params={"metric_type": self._metric.get(FACES, "COSINE")},
                                  output_fields=["face_id", "image_sha", "face_index", "box"])
         out = []
-        for h in res[0]:
-            e = h.get("entity", h)
-            out.append({"face_id": e.get("face_id") or h.get("face_id") or h.get("id"), "image_sha": e["image_sha"], "face_index": int(e["face_index"]),
-                        "box": json.loads(e["box"]), "similarity": float(h["distance"])})
+        for hits in res:
+            row = []
+            for h in hits:
+                e = h.get("entity", h)
+                row.append({"face_id": e.get("face_id") or h.get("face_id") or h.get("id"), "image_sha": e["image_sha"],
+                            "face_index": int(e["face_index"]), "box": json.loads(e["box"]), "similarity": float(h["distance"])})
+            out.append(row)
         return out
 
     def count(self, name: str = IMAGES) -> int:
@@ -536,6 +733,13 @@ class IndexStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    """float32 copy scaled to unit L2 norm (zero vectors stay zero)."""
+    v = np.asarray(v, np.float32).ravel()
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
 
 
 def _check_sha(s: str) -> None:
