@@ -74,7 +74,8 @@ def test_arguments_and_missing_data(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_end_to_end_run(shared_data, tmp_path, capsys):
+@pytest.mark.parametrize("recipe", ["v1", "v2"])
+def test_tiny_end_to_end_run(recipe, shared_data, tmp_path, capsys):
     pytest.importorskip("torch")
     ort = pytest.importorskip("onnxruntime")
     from verity.train import detector
@@ -82,12 +83,105 @@ def test_tiny_end_to_end_run(shared_data, tmp_path, capsys):
     p = argparse.ArgumentParser()
     detector.add_arguments(p)
     out = tmp_path / "w"
-    args = p.parse_args(["--data", str(shared_data), "--out", str(out), "--limit", "2", "--npr-steps", "2",
-                         "--ae-steps", "2", "--semantic-crops", "24"])
+    args = p.parse_args(["--data", str(shared_data), "--out", str(out), "--limit", "3", "--npr-steps", "2",
+                         "--ae-steps", "2", "--semantic-crops", "24", "--recipe", recipe])
     assert detector.main(args) == 0
     text = capsys.readouterr().out
     assert "ai_generated/sd1" in text and "real_camera/camera_samples" in text and "ae/nearest" in text
+    assert f"recipe {recipe}" in text
+    if recipe == "v2":
+        assert "ae/shuffle_x2" in text and "softened real twins" in text
+        assert "calibration of learned_npr" in text or "calibration skipped" in text
     for name in ("learned_semantic.onnx", "learned_npr.onnx"):
         sess = ort.InferenceSession(str(out / name), providers=["CPUExecutionProvider"])
         y = sess.run(None, {"image": np.random.default_rng(0).random((2, 3, 64, 96), dtype=np.float32)})[0]
         assert y.shape == (2,) and np.isfinite(y).all()
+
+
+def test_unsharp_sharpens_and_is_identity_at_zero(astronaut):
+    from verity.train.augment import unsharp
+
+    np.testing.assert_array_equal(unsharp(astronaut, 0.0), astronaut)
+    lap = lambda im: np.abs(np.diff(im.astype(float), axis=1)).mean()  # noqa: E731
+    assert lap(unsharp(astronaut, 1.0)) > 1.2 * lap(astronaut)
+
+
+@pytest.mark.parametrize("up", ["nearest", "deconv", "bilinear", "shuffle"])
+def test_sharp_autoencoder_shapes_and_tiling(up, astronaut):
+    torch = pytest.importorskip("torch")
+    from verity.train.sharp_ae import AESpec, psnr, reconstruct, train_autoencoder
+
+    spec = AESpec(up, 2, 8, width=8)
+    ae, loss = train_autoencoder(torch, spec, [astronaut], 3, seed=1, batch=2)
+    ae2, loss2 = train_autoencoder(torch, spec, [astronaut], 3, seed=1, batch=2)
+    assert np.isfinite(loss) and loss == loss2  # seeded
+    img = astronaut[:150, :203]
+    whole = reconstruct(torch, ae, img, 2, tile=1024)
+    tiled = reconstruct(torch, ae, img, 2, tile=64, overlap=16)
+    assert whole.shape == (150, 202, 3) and whole.dtype == np.uint8
+    # overlapping tiles wider than the receptive field leave no seam
+    assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
+    assert psnr(img, img) == float("inf") and 0 < psnr(whole, img) < 60
+
+
+def test_sharp_autoencoder_rejects_unknown_kind():
+    torch = pytest.importorskip("torch")
+    from verity.train.sharp_ae import AESpec, train_autoencoder
+
+    with pytest.raises(ValueError):
+        train_autoencoder(torch, AESpec("magic"), [np.zeros((64, 64, 3), np.uint8)], 1, 0)
+
+
+def test_calibration_split_keeps_groups_together():
+    from verity.train.detector import Item, calibration_split
+
+    px = np.zeros((8, 8, 3), np.uint8)
+    items = [Item(f"r{i}", 0, f"g{i // 2}", "real", "camera", px) for i in range(40)]
+    items += [Item(f"r{i}#ae", 1, f"g{i // 2}", "ae/x", "ae", px) for i in range(40)]
+    items += [Item(f"s{i}", 1, f"sd{i // 3}", "sd", "sd", px) for i in range(30)]
+    fit, cal = calibration_split(items, 0.25, 0)
+    assert len(fit) + len(cal) == len(items)
+    gf = {(it.label, it.group) for it in fit}
+    assert not any((it.label, it.group) in gf for it in cal)
+    assert 0.15 < len(cal) / len(items) < 0.35
+    assert calibration_split(items, 0.25, 0)[1] == cal  # seeded
+
+
+def test_fit_platt_moves_reals_below_half():
+    pytest.importorskip("sklearn")
+    from verity.train.detector import fit_platt
+
+    rng = np.random.default_rng(0)
+    z = np.r_[rng.normal(2.0, 1.0, 200), rng.normal(5.0, 1.0, 200)]  # everything "fake" before scaling
+    y = np.r_[np.zeros(200), np.ones(200)]
+    a, b = fit_platt(z, y)
+    assert a > 0
+    zc = a * z + b
+    assert np.median(zc[y == 0]) < -1 and np.median(zc[y == 1]) > 1
+
+
+def test_recipe_defaults_and_overrides(tmp_path):
+    from verity.train import detector
+
+    p = argparse.ArgumentParser()
+    detector.add_arguments(p)
+    args = p.parse_args(["--data", str(tmp_path)])
+    r = detector.resolve_recipe(args)
+    assert args.recipe == detector.RECIPE and r == {**detector.RECIPES[detector.RECIPE], **r}
+    args = p.parse_args(["--data", str(tmp_path), "--recipe", "v2", "--calibrate", "0", "--no-soft-reals"])
+    r = detector.resolve_recipe(args)
+    assert args.calibrate == 0 and args.soft_reals is False and args.ae_steps == detector.RECIPES["v2"]["ae_steps"]
+    assert r["fakes"] == "sharp"
+
+
+def test_soften_to_match_matches_sharpness(astronaut):
+    import cv2
+
+    from verity.train.detector import _hf_energy, soften_to_match
+
+    soft = cv2.GaussianBlur(astronaut, (0, 0), 0.9)
+    out, sigma = soften_to_match(astronaut, soft)
+    assert 0.6 < sigma < 1.2
+    assert abs(_hf_energy(out) - _hf_energy(soft)) < 0.05 * _hf_energy(soft)
+    same, s0 = soften_to_match(soft, astronaut)  # the "fake" is sharper: nothing to do
+    assert s0 == 0.0 and same is soft

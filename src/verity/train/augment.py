@@ -4,8 +4,9 @@ Every image, real or fake, goes through the same chain on decoded, metadata-free
 the container nor the compression history nor the size can be learned:
 
 random scale 0.5-1.5 (half of the time) -> random crop -> horizontal flip -> Gaussian blur
-(sigma 0.3-2, p 0.2) -> Gaussian noise (sigma 1-4 grey levels, p 0.15) -> grayscale (p 0.1)
--> JPEG at quality 50-100 (p 0.9; otherwise left lossless).
+(sigma 0.3-2, p 0.2) or else unsharp masking (amount 0.3-1.5, p 0.1; the trainer's recipe v1 sets
+it to 0) -> Gaussian noise (sigma 1-4 grey levels, p 0.15) -> grayscale (p 0.1) -> JPEG at
+quality 50-100 (p 0.9; otherwise left lossless).
 
 (Wang et al. 2020 show blur + JPEG augmentation is what makes a CNN detector generalise; Tan et al.
 2024 note that NPR is fragile to resizing and JPEG unless it is trained with both.)
@@ -28,6 +29,8 @@ class AugmentConfig:
     scale_range: tuple[float, float] = (0.5, 1.5)
     blur_prob: float = 0.2
     blur_sigma: tuple[float, float] = (0.3, 2.0)
+    sharpen_prob: float = 0.1
+    sharpen_amount: tuple[float, float] = (0.3, 1.5)
     noise_prob: float = 0.15
     noise_sigma: tuple[float, float] = (1.0, 4.0)
     gray_prob: float = 0.1
@@ -36,7 +39,7 @@ class AugmentConfig:
 
 
 #: No augmentation except the crop (the NPR paper's own recipe: crops and flips only).
-CROP_ONLY = AugmentConfig(scale_prob=0.0, blur_prob=0.0, noise_prob=0.0, gray_prob=0.0, jpeg_prob=0.0)
+CROP_ONLY = AugmentConfig(scale_prob=0.0, blur_prob=0.0, sharpen_prob=0.0, noise_prob=0.0, gray_prob=0.0, jpeg_prob=0.0)
 
 
 def jpeg_roundtrip(pixels: np.ndarray, quality: int) -> np.ndarray:
@@ -46,6 +49,15 @@ def jpeg_roundtrip(pixels: np.ndarray, quality: int) -> np.ndarray:
     data = encode(pixels, "jpeg", int(quality))
     out = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     return np.ascontiguousarray(out[..., ::-1])
+
+
+def unsharp(pixels: np.ndarray, amount: float, sigma: float = 1.0) -> np.ndarray:
+    """Unsharp masking: ``x + amount * (x - blur(x))``, clipped to uint8."""
+    import cv2
+
+    x = pixels.astype(np.float32)
+    out = x + amount * (x - cv2.GaussianBlur(x, (0, 0), sigma))
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def random_crop_scaled(pixels: np.ndarray, side: int, rng: np.random.Generator,
@@ -96,6 +108,8 @@ def augment_crop(pixels: np.ndarray, side: int, rng: np.random.Generator,
         out = np.ascontiguousarray(out[:, ::-1])
     if rng.random() < cfg.blur_prob:
         out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(*cfg.blur_sigma)))
+    elif cfg.sharpen_prob > 0 and rng.random() < cfg.sharpen_prob:
+        out = unsharp(out, float(rng.uniform(*cfg.sharpen_amount)))
     if rng.random() < cfg.noise_prob:
         n = rng.normal(0.0, float(rng.uniform(*cfg.noise_sigma)), out.shape)
         out = np.clip(out.astype(np.float32) + n, 0, 255).astype(np.uint8)

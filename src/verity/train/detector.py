@@ -2,10 +2,12 @@
 
 Reproduces ``learned_semantic.onnx`` (frozen ImageNet MobileNetV2 features + a logistic head) and
 ``learned_npr.onnx`` (a small CNN on the neighbouring-pixel residual) from the shared data, any
-fake folders given with ``--fakes``, and content-matched fakes it makes itself: two tiny
-autoencoders (nearest-neighbour and transposed-convolution decoders) trained for a few hundred steps
-on the training photos, through which real photos are reconstructed at native resolution (the
-B-Free idea: real and fake share content and format, only the generation trace differs).
+fake folders given with ``--fakes``, and sharp content-matched fakes it makes itself: real photos
+reconstructed at native resolution through four small autoencoders (2x reduction, decoders with
+nearest, bilinear, transposed-convolution and pixel-shuffle up-sampling; :mod:`verity.train.sharp_ae`),
+so that real and fake share content and format and only the decoder's trace differs (the B-Free /
+"aligned dataset" idea). Each training photo also gets a "softened twin" in the real class, blurred
+to the sharpness of its reconstruction, so that softness alone cannot mark a fake.
 
 Protocol
 --------
@@ -17,6 +19,9 @@ Protocol
   side only, so the printed evaluation is held-out.
 * Every image is decoded to pixels (metadata gone) and augmented the same way whatever its class
   (:mod:`verity.train.augment`): scale 0.5-1.5, crop, flip, blur, noise, grayscale, JPEG 50-100.
+* Calibration (``--calibrate FRAC``): both branches are refitted without ``FRAC`` of the training
+  groups, that part is scored like an analysis does (plus JPEG q75 and halved copies of its real
+  photos), and a Platt scale and shift fitted there are folded into the final networks' last layer.
 * Evaluation (``--eval``): every held-out image is re-encoded as JPEG q90 without metadata and
   scored like ``verity analyze`` does (native-resolution crops, mean of the top-k crop logits);
   real photos are also scored after JPEG q75 and after resizing by 0.5. ``--eval-only`` evaluates
@@ -43,8 +48,15 @@ import numpy as np
 #: Face photos used per face source (they are many, and a content confound).
 FACE_QUOTA = {"deepface_tests": 30, "lfw_gray": 30, "congress_portraits": 50, "frl_london": 20, "mebeauty_wild": 70}
 #: Augmented crops drawn per image, by kind of source.
-CROPS_PER_IMAGE = {"camera": 5, "face": 1, "sd": 6, "ae": 2, "lab": 2}
+CROPS_PER_IMAGE = {"camera": 5, "face": 1, "sd": 6, "ae": 2, "lab": 2, "soft": 1}
 BANK_SIDE = 256
+#: Settings of each training recipe (command-line values left unset take these).
+RECIPES = {
+    "v1": {"ae_steps": 250, "soft_reals": False, "calibrate": 0.0, "sharpen_prob": 0.0, "fakes": "tiny"},
+    "v2": {"ae_steps": 400, "soft_reals": True, "calibrate": 0.25, "sharpen_prob": 0.1, "fakes": "sharp"},
+}
+#: The recipe of the shipped weights.
+RECIPE = "v1"
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
@@ -57,7 +69,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; at most 2 on shared machines)")
     p.add_argument("--npr-steps", type=int, default=600, help="optimisation steps of each from-scratch network")
     p.add_argument("--semantic-crops", type=int, default=900, help="most training crops the semantic head sees")
-    p.add_argument("--ae-steps", type=int, default=250, help="optimisation steps per autoencoder (0: no autoencoder fakes)")
+    p.add_argument("--recipe", choices=sorted(RECIPES), default=RECIPE,
+                   help=f"training recipe (default {RECIPE}, the shipped weights): v1 = blurry fakes of two tiny 4x "
+                        "autoencoders, no calibration; v2 = sharp fakes of four 2x autoencoders, softened real twins, "
+                        "sharpening augmentation, Platt calibration")
+    p.add_argument("--ae-steps", type=int, default=None,
+                   help="optimisation steps per autoencoder (0: no autoencoder fakes; default: the recipe's)")
+    p.add_argument("--ae-kinds", default="nearest,deconv,bilinear,shuffle",
+                   help="up-sampling layers of the fake-making autoencoders, comma-separated (default: all four)")
+    p.add_argument("--ae-factor", type=int, default=2, choices=(2, 4), help="spatial reduction of the autoencoders")
+    p.add_argument("--ae-latent", type=int, default=8, help="latent channels of the autoencoders")
+    p.add_argument("--ae-freq-weight", type=float, default=10.0,
+                   help="weight of the Fourier-amplitude term of the autoencoder loss (0: plain L1)")
+    p.add_argument("--ae-region", type=int, default=512, help="side of the photo region each autoencoder reconstructs")
+    p.add_argument("--soft-reals", dest="soft_reals", action=argparse.BooleanOptionalAction, default=None,
+                   help="add softened real twins (each training photo blurred to the sharpness of its reconstruction; "
+                        "default: the recipe's)")
+    p.add_argument("--cache", default=None, help="folder to keep autoencoder reconstructions in between runs")
+    p.add_argument("--logo-sources", default=None,
+                   help="with --logo: only leave out these generated sources (comma-separated, default all)")
+    p.add_argument("--calibrate", type=float, default=None, metavar="FRAC",
+                   help="Platt-scale each branch on this fraction of the training groups, held aside from a "
+                        "second fit (0: no calibration; default: the recipe's)")
     p.add_argument("--eval", action="store_true", help="evaluate on the held-out groups and print a table")
     p.add_argument("--baselines", action="store_true", help="also train and evaluate CNNDetection- and NPR-paper-style baselines")
     p.add_argument("--logo", action="store_true", help="leave-one-generator-out evaluation of both branches")
@@ -180,6 +213,96 @@ def _print_counts(pool: list[Item], title: str) -> None:
           f"ai_generated {n[(1, False)]} train / {n[(1, True)]} val")
 
 
+def _make_ae_fakes(torch, pool: list[Item], args, only: set[int] | None = None) -> list[Item]:
+    """Sharp content-matched fakes: every camera photo reconstructed through each autoencoder.
+
+    One :class:`verity.train.sharp_ae.SharpAutoencoder` per up-sampling kind in ``--ae-kinds``
+    (2x reduction, 8-channel latent) is trained on the training photos only; a native-resolution
+    region of ``--ae-region`` px of every photo (held-out ones too: they stay on the held-out side)
+    is reconstructed through it, tile by tile. With ``--cache`` the reconstructions are kept in a
+    folder keyed by every setting that affects them.
+    """
+    import hashlib
+
+    from verity.train.sharp_ae import AESpec, psnr, reconstruct, region, train_autoencoder
+
+    photos_train = [it.pixels for it in pool if it.kind == "camera" and not it.val and min(it.pixels.shape[:2]) >= 64]
+    cams = [it for it in pool if it.kind == "camera"]
+    kinds = [k.strip() for k in args.ae_kinds.split(",") if k.strip()]
+    out = []
+    for j, up in enumerate(kinds):
+        if only is not None and j not in only:  # (filling the cache in parallel)
+            continue
+        spec = AESpec(up, args.ae_factor, args.ae_latent, freq_weight=args.ae_freq_weight)
+        key = hashlib.sha256(repr((spec, args.ae_steps, args.seed, j, args.ae_region,
+                                   [it.key for it in cams], [p.shape for p in photos_train])).encode()).hexdigest()[:16]
+        cache = Path(args.cache) / f"ae_{spec.name}_{key}.npz" if args.cache else None
+        rng = np.random.default_rng(args.seed + 200 + j)
+        regs = [region(it.pixels, args.ae_region, rng) for it in cams]
+        if cache is not None and cache.is_file():
+            z = np.load(cache)
+            recs = [z[f"r{i}"] for i in range(len(cams))]
+            print(f"autoencoder ae/{spec.name}: reconstructions from cache {cache}")
+        else:
+            ae, loss = train_autoencoder(torch, spec, photos_train, args.ae_steps, args.seed + 100 + j)
+            recs, ps = [], []
+            for it, reg in zip(cams, regs):
+                rec = reconstruct(torch, ae, reg, spec.factor)
+                recs.append(rec)
+                if it.val:
+                    ps.append(psnr(rec, reg))
+            print(f"autoencoder ae/{spec.name}: {args.ae_steps} steps, final loss {loss:.4f}, "
+                  f"held-out reconstruction PSNR median {np.median(ps) if ps else float('nan'):.1f} dB")
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(cache, **{f"r{i}": r for i, r in enumerate(recs)})
+        sig = []
+        for it, rec, reg in zip(cams, recs, regs):
+            if min(rec.shape[:2]) < 64:
+                continue
+            out.append(Item(f"{it.key}#ae_{spec.name}", 1, it.group, f"ae/{spec.name}", "ae", rec, it.val))
+            if args.soft_reals and not it.val:
+                soft, sigma = soften_to_match(reg[:rec.shape[0], :rec.shape[1]], rec)
+                if sigma > 0:
+                    sig.append(sigma)
+                    out.append(Item(f"{it.key}#soft_{spec.name}", 0, it.group, "real_softened", "soft", soft, False))
+        if args.soft_reals:
+            print(f"  softened real twins (training side): {len(sig)}, blur sigma median "
+                  f"{np.median(sig) if sig else 0:.2f} px")
+    return out
+
+
+def _hf_energy(px: np.ndarray) -> float:
+    import cv2
+
+    g = px.astype(np.float32).mean(2)
+    return float(np.abs(cv2.Laplacian(g, cv2.CV_32F, ksize=3)).mean())
+
+
+def soften_to_match(real: np.ndarray, fake: np.ndarray, max_sigma: float = 3.0) -> tuple[np.ndarray, float]:
+    """Blur ``real`` with the Gaussian whose result has the high-frequency energy (mean absolute
+    Laplacian of the luma) of ``fake``; returns the blurred copy and sigma (0 and ``real`` itself
+    when ``fake`` is not softer).
+
+    These "softened real twins" are added to the real class so that softness alone cannot tell a
+    reconstruction from its photo: only the decoder's trace can.
+    """
+    import cv2
+
+    target = _hf_energy(fake)
+    if _hf_energy(real) <= target:
+        return real, 0.0
+    lo, hi = 0.0, max_sigma
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        if _hf_energy(cv2.GaussianBlur(real, (0, 0), mid)) > target:
+            lo = mid
+        else:
+            hi = mid
+    sigma = (lo + hi) / 2
+    return cv2.GaussianBlur(real, (0, 0), sigma), float(sigma)
+
+
 def _train_autoencoder(torch, photos: list[np.ndarray], up: str, steps: int, seed: int):
     """Train :class:`TinyAutoencoder` on random 64 px crops of ``photos`` for ``steps`` Adam steps (L1)."""
     from verity.models.nets import TinyAutoencoder
@@ -218,7 +341,8 @@ def _reconstruct(torch, ae, px: np.ndarray, rng: np.random.Generator, side: int 
     return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _make_ae_fakes(torch, pool: list[Item], args) -> list[Item]:
+def _make_tiny_ae_fakes(torch, pool: list[Item], args) -> list[Item]:
+    """Recipe v1: blurry fakes from two tiny 4x autoencoders (kept to reproduce the v1 weights)."""
     photos_train = [it.pixels for it in pool if it.kind == "camera" and not it.val and min(it.pixels.shape[:2]) >= 64]
     cams = [it for it in pool if it.kind == "camera"]
     out = []
@@ -504,9 +628,80 @@ def _rewrite_pins(pins: dict) -> bool:
     return True
 
 
+def calibration_split(items: list[Item], frac: float, seed: int) -> tuple[list[Item], list[Item]]:
+    """Split training items by group into a fitting part and a calibration part (``frac`` of the
+    groups of each label); reconstructions follow the group of their photo."""
+    fit, cal = [], []
+    for lab in (0, 1):
+        groups = sorted({it.group for it in items if it.label == lab})
+        rng = np.random.default_rng(seed + 31 * lab)
+        n = int(round(frac * len(groups)))
+        held = {groups[i] for i in rng.permutation(len(groups))[:n]}
+        for it in items:
+            if it.label == lab:
+                (cal if it.group in held else fit).append(it)
+    return fit, cal
+
+
+def fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Platt scaling ``sigmoid(a * z + b)`` fitted with balanced classes (a > 0 is enforced)."""
+    from sklearn.linear_model import LogisticRegression
+
+    z = np.asarray(logits, np.float64).reshape(-1, 1)
+    clf = LogisticRegression(C=100.0, class_weight="balanced", max_iter=1000).fit(z, np.asarray(y))
+    a, b = float(clf.coef_[0, 0]), float(clf.intercept_[0])
+    if a <= 0:  # the branch does not rank the calibration data: fall back to a pure shift
+        a = 1.0
+        b = -float(np.median(z))
+    return a, b
+
+
+def _calibration_views(items: list[Item]) -> tuple[list[np.ndarray], np.ndarray]:
+    """What a branch is calibrated on: every item re-encoded as JPEG q90, and every real photo also
+    re-saved at q75 and halved (those must stay clearly real too)."""
+    from verity.train.data import resize
+
+    xs, ys = [], []
+    for it in items:
+        xs.append(_equalized(it.pixels, 90))
+        ys.append(it.label)
+        if it.label == 0 and min(it.pixels.shape[:2]) >= 128:
+            xs.append(_equalized(it.pixels, 75))
+            ys.append(0)
+            xs.append(_equalized(resize(it.pixels, 0.5), 90))
+            ys.append(0)
+    return xs, np.asarray(ys)
+
+
+def _pooled_logits(torch, net, cfg, pixels: list[np.ndarray], tmpdir: str) -> np.ndarray:
+    scorer = _onnx_scorer(torch, net, cfg, tmpdir)
+    return np.array([_logit(scorer(px)) for px in pixels])
+
+
+def _fold_platt_semantic(head, a: float, b: float):
+    mu, sd, coef, c = head
+    return mu, sd, coef * a, c * a + b
+
+
+def _fold_platt_linear(torch, fc, a: float, b: float) -> None:
+    with torch.no_grad():
+        fc.weight.mul_(a)
+        fc.bias.mul_(a).add_(b)
+
+
 # --------------------------------------------------------------------------------------------------
 # main
 # --------------------------------------------------------------------------------------------------
+
+
+def resolve_recipe(args: argparse.Namespace) -> dict:
+    """Fill the settings left unset on the command line from ``args.recipe``; returns the recipe."""
+    recipe = dict(RECIPES[getattr(args, "recipe", None) or RECIPE])
+    for k in ("ae_steps", "soft_reals", "calibrate"):
+        if getattr(args, k, None) is None:
+            setattr(args, k, recipe[k])
+        recipe[k] = getattr(args, k)
+    return recipe
 
 
 def main(args: argparse.Namespace) -> int:
@@ -533,9 +728,11 @@ def main(args: argparse.Namespace) -> int:
         return 4
     out_dir = Path(args.out) if args.out else WEIGHTS_DIR
 
+    recipe = resolve_recipe(args)
+    print(f"recipe {args.recipe}: " + ", ".join(f"{k} {v}" for k, v in recipe.items()))
     pool = _load_pool(args, rng)
     if args.ae_steps > 0:
-        pool += _make_ae_fakes(torch, pool, args)
+        pool += (_make_ae_fakes if recipe["fakes"] == "sharp" else _make_tiny_ae_fakes)(torch, pool, args)
     _print_counts(pool, f"images (seed {args.seed}; held-out groups in 'val')")
     train = [it for it in pool if not it.val]
     val = [it for it in pool if it.val]
@@ -566,7 +763,7 @@ def main(args: argparse.Namespace) -> int:
         _write_report(args, report)
         return 0
 
-    cfg = AugmentConfig()
+    cfg = AugmentConfig(sharpen_prob=recipe["sharpen_prob"])
     bank = _bank(train, cfg, np.random.default_rng(args.seed + 1))
     print(f"training crops: {len(bank[1])} ({int(bank[1].sum())} generated, {int((bank[1] == 0).sum())} real), "
           f"{BANK_SIDE} px, augmented alike")
@@ -578,12 +775,47 @@ def main(args: argparse.Namespace) -> int:
     feats = _features(torch, fx, bank[0][sel], rng=np.random.default_rng(args.seed + 2))
     head = _fit_head(feats, bank[1][sel])
     print(f"semantic head: logistic regression on {len(sel)} crops x {feats.shape[1]} features")
-    sem = _build_semantic(torch, backbone, head)
-    export_onnx(torch, sem, out_dir / get_config("learned_semantic").file)
 
     # low-level branch: NPR network from scratch
     torch.manual_seed(args.seed + 3)
     npr = _train_cnn(torch, NETS["npr"](), bank, args.npr_steps, args.seed + 3, desc="npr")
+
+    calib = {}
+    if args.calibrate > 0:
+        # Platt scaling of each branch, fitted on training groups the branch did not see: both are
+        # refitted without a calibration part of the training groups, that part is scored like an
+        # analysis does, and the scale and shift found are folded into the final networks.
+        import tempfile
+
+        fit_items, cal_items = calibration_split(train, args.calibrate, args.seed + 7)
+        if len({it.label for it in fit_items}) < 2 or len({it.label for it in cal_items}) < 2:
+            print("calibration skipped: too few training groups to hold some aside")
+            args.calibrate = 0.0
+    if args.calibrate > 0:
+        in_fit = {id(it) for it in fit_items}
+        keep = np.array([id(it) in in_fit for it in train for _ in range(CROPS_PER_IMAGE[it.kind])])
+        yk = bank[1][keep]
+        wk = np.where(yk == 1, 0.5 / max(1, (yk == 1).sum()), 0.5 / max(1, (yk == 0).sum())) * len(yk)
+        head_c = _fit_head(feats[keep[sel]], bank[1][sel][keep[sel]])
+        npr_c = _train_cnn(torch, NETS["npr"](), (bank[0][keep], yk, wk), args.npr_steps, args.seed + 3,
+                           desc="npr (calibration fit)")
+        xs, yc = _calibration_views(cal_items)
+        with tempfile.TemporaryDirectory() as tmpc:
+            z_sem = _pooled_logits(torch, _build_semantic(torch, backbone, head_c), get_config("learned_semantic"), xs, tmpc)
+            z_npr = _pooled_logits(torch, npr_c, get_config("learned_npr"), xs, tmpc)
+        for name, z in (("learned_semantic", z_sem), ("learned_npr", z_npr)):
+            a, b = fit_platt(z, yc)
+            calib[name] = {"a": a, "b": b, "n_real": int((yc == 0).sum()), "n_fake": int((yc == 1).sum())}
+            zc = a * z + b
+            print(f"calibration of {name} on {len(cal_items)} held-aside training images ({int((yc == 0).sum())} real "
+                  f"views, {int((yc == 1).sum())} generated): logit -> {a:.3f} * logit {b:+.3f}; real median score "
+                  f"{_sigmoid(float(np.median(z[yc == 0]))):.2f} -> {_sigmoid(float(np.median(zc[yc == 0]))):.2f}, "
+                  f"generated median {_sigmoid(float(np.median(z[yc == 1]))):.2f} -> {_sigmoid(float(np.median(zc[yc == 1]))):.2f}")
+        head = _fold_platt_semantic(head, calib["learned_semantic"]["a"], calib["learned_semantic"]["b"])
+        _fold_platt_linear(torch, npr.fc, calib["learned_npr"]["a"], calib["learned_npr"]["b"])
+
+    sem = _build_semantic(torch, backbone, head)
+    export_onnx(torch, sem, out_dir / get_config("learned_semantic").file)
     export_onnx(torch, npr, out_dir / get_config("learned_npr").file)
 
     pins = _pin(out_dir, ["learned_semantic", "learned_npr"])
@@ -593,7 +825,7 @@ def main(args: argparse.Namespace) -> int:
         print("pinned in verity/models/__init__.py" if _rewrite_pins(pins) else "could not rewrite the pins")
     print(f"training took {time.perf_counter() - t_start:.0f} s")
 
-    report: dict = {"seed": args.seed, "counts": {}, "results": {}}
+    report: dict = {"seed": args.seed, "counts": {}, "results": {}, "calibration": calib}
     for it in pool:
         k = f"{it.source}|{'val' if it.val else 'train'}"
         report["counts"][k] = report["counts"].get(k, 0) + 1
@@ -609,7 +841,7 @@ def main(args: argparse.Namespace) -> int:
         s_sem, s_npr = scorers["learned_semantic"], scorers["learned_npr"]
         scorers["mean_of_both_logits"] = lambda px: float(_sigmoid((_logit(s_sem(px)) + _logit(s_npr(px))) / 2))
         if args.baselines:
-            b_cnn = _bank(train, AugmentConfig(scale_prob=0.0, blur_prob=0.5, blur_sigma=(0.1, 3.0), noise_prob=0.0,
+            b_cnn = _bank(train, AugmentConfig(scale_prob=0.0, blur_prob=0.5, sharpen_prob=0.0, blur_sigma=(0.1, 3.0), noise_prob=0.0,
                                                gray_prob=0.0, jpeg_prob=0.5, jpeg_quality=(30, 100)),
                           np.random.default_rng(args.seed + 5))
             cnn = _train_cnn(torch, NETS["cnndetection"](), b_cnn, args.npr_steps, args.seed + 5, desc="cnndetection_small")
@@ -624,6 +856,8 @@ def main(args: argparse.Namespace) -> int:
         _write_report(args, report)
         if args.logo:
             fams = sorted({it.source for it in pool if it.label == 1})
+            if args.logo_sources:
+                fams = [f for f in fams if f in {x.strip() for x in args.logo_sources.split(",")}]
             report["results"]["logo"] = {}
             for fam in fams:
                 tr = [it for it in train if it.source != fam]
