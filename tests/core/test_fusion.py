@@ -82,3 +82,34 @@ def test_explanation_names_strongest_evidence():
     p = m.probabilities(findings)
     text = explain(m.verdict(p, findings), p, findings, m)
     assert "AI-generated" in text and "b says 0.99" in text
+
+
+def test_class_thresholds(tmp_path):
+    p = tmp_path / "fusion.json"
+    p.write_text(json.dumps({"bias": {"ai_generated": 0.0}, "weights": {"a": {"ai_generated": 1.0}},
+                             "thresholds": {"ai_generated": 0.9, "authentic": 0.5}}))
+    m = FusionModel.load(p)
+    assert m.threshold("ai_generated") == 0.9 and m.threshold("authentic") == 0.5
+    assert m.threshold("edited") == m.inconclusive_below  # default for classes the file does not name
+    strong, weak = [f("a", 0.999, ("ai_generated",))], [f("a", 0.85, ("ai_generated",))]
+    assert m.verdict(m.probabilities(strong), strong) == "ai_generated"
+    p_weak = m.probabilities(weak)
+    assert max(p_weak, key=p_weak.get) == "ai_generated" and p_weak["ai_generated"] < 0.9
+    assert m.verdict(p_weak, weak) == "inconclusive"  # most likely fake, but below its threshold
+    auth = [f("a", 0.3, ("ai_generated",))]
+    assert m.verdict(m.probabilities(auth), auth) == "authentic"
+    assert FusionModel.load(p).to_dict()["thresholds"] == {"ai_generated": 0.9, "authentic": 0.5}
+
+
+def test_centers_make_the_usual_score_neutral(tmp_path):
+    p = tmp_path / "fusion.json"
+    p.write_text(json.dumps({"bias": {"edited": -1.0}, "weights": {"a": {"edited": 2.0}}, "centers": {"a": 0.42}}))
+    m = FusionModel.load(p)
+    assert m.centers == {"a": 0.42}
+    assert m.contributions([f("a", 0.42)])["edited"]["a"] == pytest.approx(0.0, abs=1e-12)
+    assert m.contributions([f("a", 0.9)])["edited"]["a"] == pytest.approx(2.0 * (logit(0.9) - logit(0.42)))
+    # its usual score, an abstention and not running it all leave the prior alone
+    assert m.probabilities([f("a", 0.42)]) == pytest.approx(m.probabilities([]))
+    assert m.probabilities([f("a", None)]) == m.probabilities([])
+    # a detector without a center keeps 0.5 as its neutral score
+    assert m.contributions([f("b", 0.5)])["edited"].get("b", 0.0) == 0.0

@@ -107,7 +107,8 @@ def test_eval_cli_end_to_end(dataset, tmp_path, toy_detectors, fusion_file, caps
     assert sum(map(sum, eq["confusion"]["matrix"])) == 12
     assert {r["source"] for r in eq["per_source"]} == {"authentic", "ai_generated"}
     st = doc["stability"]
-    assert set(st) == {"jpeg75", "crop0.8"} and st["jpeg75"]["base"] == EQUALIZED
+    assert set(st) == {"jpeg75", "crop0.8", "raw_to_equalized"} and st["jpeg75"]["base"] == EQUALIZED
+    assert st["raw_to_equalized"]["base"] == RAW and st["raw_to_equalized"]["n"] == 12
     assert st["jpeg75"]["n"] == 12 and 0.0 <= st["jpeg75"]["unchanged"] <= 1.0
     rows = list(csv.DictReader((out / "predictions.csv").open()))
     assert len(rows) == 12 * 4
@@ -230,3 +231,41 @@ def test_eval_cli_hand_set_fusion(dataset, tmp_path, toy_detectors):
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["fusion"] == "hand-set"
     assert doc["variants"][RAW]["top_class_accuracy"] >= doc["variants"][RAW]["accuracy"]
+
+
+def test_eval_scores_from_refuses_without_running_detectors(dataset, tmp_path, toy_detectors, fusion_file, monkeypatch):
+    out = tmp_path / "out"
+    assert main(["eval", str(dataset), "--perturb", "jpeg75", "--out", str(out), "--detectors", toy_detectors,
+                 "--fusion", str(fusion_file), "-q", "--compare", "hand-set"]) == 3
+    first = json.loads((out / "metrics.json").read_text())
+    hand = json.loads((out / "compare" / "metrics.json").read_text())
+    assert hand["fusion"].startswith("hand-set") and hand["settings"] == first["settings"]
+
+    # no detector may run when the scores come from predictions.csv
+    def boom(*a, **k):
+        raise AssertionError("a detector ran")
+
+    monkeypatch.setattr(ToyRed, "run", boom)
+    monkeypatch.setattr(ToyContainer, "run", boom)
+    again = tmp_path / "again"
+    assert main(["eval", str(dataset), "--scores-from", str(out / "predictions.csv"), "--fusion", str(fusion_file),
+                 "--compare", "hand-set", "--out", str(again), "-q"]) == 0
+    doc = json.loads((again / "metrics.json").read_text())
+    for v in (RAW, EQUALIZED, "jpeg75"):
+        for k in ("n", "accuracy", "fpr_authentic", "confusion"):
+            assert doc["variants"][v][k] == first["variants"][v][k], (v, k)
+        # scores are stored with 5 decimals: probabilities agree to about 1e-5
+        assert doc["variants"][v]["ece"] == pytest.approx(first["variants"][v]["ece"], abs=1e-4)
+        assert doc["variants"][v]["detection"]["any_fake"]["auc"] == first["variants"][v]["detection"]["any_fake"]["auc"]
+    assert doc["stability"]["jpeg75"]["unchanged"] == first["stability"]["jpeg75"]["unchanged"]
+    hand2 = json.loads((again / "compare" / "metrics.json").read_text())
+    assert hand2["variants"][EQUALIZED]["confusion"] == hand["variants"][EQUALIZED]["confusion"]
+    assert "no detector was run" in doc["selection"]
+    # a file that is not a predictions table is a usage error
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    assert main(["eval", str(dataset), "--scores-from", str(bad), "--out", str(tmp_path / "x"), "-q"]) == 2
+    assert main(["eval", str(dataset), "--scores-from", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "x"),
+                 "-q"]) == 2
+    assert main(["eval", str(dataset), "--scores-from", str(out / "predictions.csv"), "--fusion",
+                 str(tmp_path / "nofusion.json"), "--out", str(tmp_path / "x"), "-q"]) == 2

@@ -184,3 +184,20 @@ def test_per_source_table():
     assert rows["cam"]["inconclusive_rate"] == pytest.approx(1 / 3)
     assert rows["cam"]["mean_p_fake"] == pytest.approx((0.1 + 0.8 + 0.5) / 3)
     assert rows["sd"]["detection_rate"] == 1.0 and rows["sd"]["mean_p_true"] == pytest.approx(0.7)
+
+
+def test_ece_noise_floor():
+    from verity.eval.metrics import ece_noise_floor, expected_calibration_error
+
+    rng = np.random.default_rng(5)
+    P = rng.dirichlet([1, 1, 1], 60)
+    floor = ece_noise_floor(P)
+    assert 0.03 < floor < 0.3  # 60 images: sampling noise alone gives a sizeable ECE
+    assert ece_noise_floor(np.repeat(P, 50, axis=0)) < floor / 3  # shrinks with more images
+    # certain predictions have no noise
+    assert ece_noise_floor(np.eye(3)[rng.integers(0, 3, 40)]) == 0.0
+    assert np.isnan(ece_noise_floor(np.zeros((0, 3))))
+    # the floor is what a calibrated model shows: labels drawn from P give an ECE of that size
+    y = np.array([rng.choice(3, p=p) for p in P])
+    e = expected_calibration_error(P.max(1), P.argmax(1) == y)
+    assert e < 3 * floor

@@ -19,6 +19,8 @@ from verity.core.registry import Detector  # noqa: E402
 from verity.core.types import Finding  # noqa: E402
 from verity.lab.edits import camera_exif, sd_png, textured_image  # noqa: E402
 from verity.train import fusion as F  # noqa: E402
+from collections import Counter  # noqa: E402
+
 from verity.train.data import Record, read_dataset  # noqa: E402
 
 
@@ -67,29 +69,126 @@ def test_features_abstain_is_zero():
     assert X[1, 0] == pytest.approx(np.log(99)) and X[1, 1] == pytest.approx(-np.log(99))
 
 
-def test_plan_examples_split_by_group_and_balanced():
+def _records():
     recs = []
     for g in range(30):
         recs += [Record(f"/d/cam{g}_{i}.jpg", "authentic", f"cam{g}", "real_camera/x") for i in range(2)]
     for g in range(10):
         recs += [Record(f"/d/sd{g}_{i}.png", "ai_generated", f"sd{g}", "ai_generated/sd1") for i in range(3)]
     recs += [Record(f"/d/lfw{i}.jpg", "authentic", f"lfw{i}", "faces/lfw_gray") for i in range(20)]
-    ex, split = F.plan_examples(recs, 60, 0.3, seed=0)
-    tr = [e for e in ex if e.side == "train"]
-    va = [e for e in ex if e.side == "val"]
-    assert not ({e.group for e in tr} & {e.group for e in va})
-    assert all("lfw" not in e.path for e in ex)  # grayscale folder left out
-    from collections import Counter
+    return recs
 
-    c = Counter(e.label for e in tr)
-    assert c["authentic"] == c["ai_generated"] == c["edited"] == 14
-    assert all(e.donor and e.donor != e.path for e in ex if e.label == "edited")
-    assert split["groups"]["train"] + split["groups"]["val"] == 60
-    ex2, _ = F.plan_examples(recs, 60, 0.3, seed=0)
-    assert ex2 == ex
-    # val side: each generated image at most once
-    vk = [e.path for e in va if e.label == "ai_generated"]
-    assert len(vk) == len(set(vk))
+
+def test_split_sides_are_disjoint_groups_and_clean():
+    recs = _records()
+    trained = {r.path for r in recs[::3]}
+    tr, ca, te, info = F.split_sides(recs, 0.3, 0, {"learned": trained})
+    g = [{r.group for r in side} for side in (tr, ca, te)]
+    assert not (g[0] & g[1]) and not (g[0] & g[2]) and not (g[1] & g[2])
+    assert ca and te and not any(r.path in trained for r in ca + te)  # held-out sides are clean
+    assert any(r.path in trained for r in tr)  # the training side keeps them
+    assert info["calibration_groups"] == sorted(g[1])
+    assert info["val_files_excluded_as_detector_training"]["learned"] > 0
+
+
+def test_plan_examples_views_balance_and_determinism():
+    recs = _records()
+    tr, ca, te, _ = F.split_sides(recs, 0.3, 0)
+    ex = F.plan_examples(tr, ca, te, seed=0, n_authentic=14, n_edited=14, n_edited_val=6, views=2)
+    items = {e.item for e in ex}
+    train_items = [i for i in items if i.side == "train"]
+    c = Counter(i.label for i in train_items)
+    assert c["authentic"] == c["edited"] == 14 and c["ai_generated"] == sum(r.label == "ai_generated" for r in tr)
+    assert all("lfw" not in i.path for i in items)  # grayscale folder left out
+    assert all(i.donor and i.donor != i.path and i.edit in ("splice", "copy_move", "inpaint")
+               for i in items if i.label == "edited")
+    assert sum(i.label == "edited" for i in items if i.side != "train") == 6
+    for it in items:
+        views = [e.view for e in ex if e.item == it]
+        if it.side == "train":
+            assert views[0] == "eq" and len(views) == (5 if it.label == "ai_generated" else 3)
+        else:
+            assert views == list(F.FIXED_VIEWS)
+    assert F.plan_examples(tr, ca, te, seed=0, n_authentic=14, n_edited=14, n_edited_val=6, views=2) == ex
+    # seeds depend on the file, not on the order of planning: keys survive a different split
+    keys = {e.key("/d") for e in ex if e.item.label != "edited"}
+    tr2, ca2, te2, _ = F.split_sides(recs, 0.3, 0, test_fraction=0.7)
+    ex2 = F.plan_examples(tr2, ca2, te2, seed=0, n_authentic=14, n_edited=14, n_edited_val=6, views=2)
+    assert {e.key("/d") for e in ex2 if e.item.side != "train" and e.item.label != "edited"} <= keys
+
+
+def test_random_views_parse():
+    from verity.train.data import parse_perturbations
+
+    views = F.random_views(np.random.default_rng(0), 30)
+    assert {v[:4] for v in views} == {"jpeg", "resi", "crop"}
+    assert all(len(parse_perturbations(v)) == 1 for v in views)
+
+
+def test_view_bytes(astronaut):
+    from verity.core.io import decode
+
+    eq = astronaut[:200, :240]
+    for view, shape in (("eq", (200, 240)), ("jpeg75", (200, 240)), ("resize0.5", (100, 120)), ("crop0.8", (160, 192))):
+        s = decode(F.view_bytes(eq, view))
+        assert s.format == "JPEG" and (s.height, s.width) == shape and not s.info.get("exif")
+
+
+def test_fit_calibration_recovers_temperature_and_shift(rng):
+    n = 6000
+    y = rng.integers(0, 3, n)
+    true = rng.normal(0, 1, (n, 3)) + 1.5 * np.eye(3)[y]
+    true[:, 0] = 0.0
+    p = np.exp(true) / np.exp(true).sum(1, keepdims=True)
+    y = np.array([rng.choice(3, p=pi) for pi in p])
+    fitted = np.zeros((n, 4))
+    fitted[:, 1:3] = 2.0 * (true[:, 1:3] - 0.7)  # over-confident and shifted
+    offsets = np.zeros((n, 4))
+    offsets[:, 3] = -50.0
+    scale, delta = F.fit_calibration(fitted, y, offsets)  # one temperature for both fitted classes
+    assert 1 / scale[1] == pytest.approx(2.0, rel=0.1) and scale[1] == scale[2]
+    assert scale[0] == 1 and scale[3] == 1
+    assert delta[1] == pytest.approx(0.7, abs=0.12) and delta[2] == pytest.approx(0.7, abs=0.12)
+    assert delta[0] == 0 and delta[3] == 0
+    # vector scaling: class 2 over-confident by 2, class 1 by 4
+    fitted2 = fitted.copy()
+    fitted2[:, 1] *= 2.0
+    scale2, _ = F.fit_calibration(fitted2, y, offsets, scaled=[[1], [2]])
+    assert 1 / scale2[1] == pytest.approx(4.0, rel=0.12) and 1 / scale2[2] == pytest.approx(2.0, rel=0.12)
+    # only column 1 rescaled: column 2 keeps scale 1
+    scale3, _ = F.fit_calibration(fitted2, y, offsets, scaled=[[1]])
+    assert scale3[2] == 1 and 1 / scale3[1] > 2.5
+
+
+def test_choose_fake_threshold():
+    # authentic rows: top class authentic except two confident fakes (0.7 and 0.9)
+    P = np.array([[0.8, 0.1, 0.1, 0.0]] * 98 + [[0.2, 0.7, 0.1, 0.0], [0.05, 0.05, 0.9, 0.0]]
+                 + [[0.1, 0.85, 0.05, 0.0]] * 50 + [[0.2, 0.6, 0.2, 0.0]] * 50)
+    labels = ["authentic"] * 100 + ["ai_generated"] * 100
+    t, table = F.choose_fake_threshold(P, labels, max_fpr=0.01)
+    assert t == pytest.approx(0.71)  # one false positive (the 0.9) is allowed, the 0.7 is not
+    row = {r["threshold"]: r for r in table}
+    assert row[0.71]["fpr_authentic"] == 0.01 and row[0.71]["tpr"] == 0.5
+    assert row[0.5]["fpr_authentic"] == 0.02 and row[0.5]["tpr"] == 1.0
+    t0, _ = F.choose_fake_threshold(P, labels, max_fpr=0.0)
+    assert t0 == pytest.approx(0.91)
+    assert F.fake_verdict_rates(P, labels, 0.95) == (0.0, 0.0)
+
+
+def test_score_cache_reruns_only_changed_detectors(tmp_path, monkeypatch):
+    fps = {"a": "1", "b": "1"}
+    monkeypatch.setattr(F, "detector_fingerprint", lambda d: fps[d])
+    c = F.ScoreCache(tmp_path / "c.json")
+    assert c.sync(["a", "b"]) == ["a", "b"]
+    c.scores["k"] = {"a": 0.2, "b": None}
+    c.write()
+    c2 = F.ScoreCache(tmp_path / "c.json")
+    assert c2.sync(["a", "b"]) == [] and c2.missing("k", ["a", "b"]) == []
+    fps["b"] = "2"
+    c3 = F.ScoreCache(tmp_path / "c.json")
+    assert c3.sync(["a", "b"]) == ["b"] and c3.missing("k", ["a", "b"]) == ["b"] and c3.scores["k"] == {"a": 0.2}
+    assert c3.sync(["a", "b"], force=("a",)) == ["a"] and c3.missing("k", ["a", "b"]) == ["a", "b"]
+    assert c3.missing("other", ["a"]) == ["a"]
 
 
 class ToyContainer(Detector):
@@ -162,64 +261,74 @@ def test_train_fusion_end_to_end(toy_setup, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(verity.train.data, "detector_training_paths", lambda *a, **k: {})
     out = tmp_path / "fusion.json"
     cache = tmp_path / "cache.json"
-    argv = ["train", "fusion", "--data", str(toy_setup), "--out", str(out), "--limit", "60", "--seed", "1",
-            "--detectors", "toy_container,toy_red,toy_quant", "--cache", str(cache), "-q"]
+    argv = ["train", "fusion", "--data", str(toy_setup), "--out", str(out), "--authentic", "10", "--edited", "10",
+            "--edited-val", "6", "--views", "1", "--seed", "1", "--detectors", "toy_container,toy_red,toy_quant",
+            "--cache", str(cache), "-q"]
     assert main(argv) == 0
     doc = json.loads(out.read_text())
-    # the container detector abstains on re-encoded data: it keeps its hand-set weight
-    assert "toy_container" not in doc["weights"]
-    assert "toy_container" in doc["provenance"]["hand_set_detectors"]
-    # a metadata detector is never fitted on re-encoded data, even when it scores it
-    assert "toy_quant" not in doc["weights"] and "container" in doc["provenance"]["hand_set_detectors"]["toy_quant"]
-    assert doc["provenance"]["fitted_detectors"] == ["toy_red"]
-    assert doc["weights"]["toy_red"]["ai_generated"] > 0.5
-    assert doc["weights"]["toy_red"]["face_manipulated"] == 0.0
-    assert doc["bias"]["face_manipulated"] == -2.5
     prov = doc["provenance"]
-    assert prov["sizes"]["train"]["edited"] > 5 and prov["sizes"]["val"]["authentic"] > 3
-    assert prov["held_out"]["fitted"]["auc_ai_generated"] > 0.9
-    assert set(prov["held_out"]) == {"fitted", "fitted_balanced_prior", "hand_set"}
-    # shipped biases = class-balanced fit + hand-set prior log-odds
-    assert doc["bias"]["ai_generated"] == pytest.approx(prov["balanced_bias"]["ai_generated"] - 1.5, abs=1e-4)
-    assert prov["split"]["dataset_fingerprint"]
+    # the container detector abstains on equalised data: it keeps its hand-set weight
+    assert "toy_container" not in doc["weights"] and "toy_container" in prov["hand_set_detectors"]
+    # a metadata detector is never fitted on equalised data, even when it scores it
+    assert "toy_quant" not in doc["weights"] and "container" in prov["hand_set_detectors"]["toy_quant"]
+    assert prov["fitted_detectors"] == ["toy_red"]
+    assert doc["weights"]["toy_red"]["ai_generated"] > 0.5
+    assert doc["weights"]["toy_red"]["edited"] == 0.0 and doc["weights"]["toy_red"]["face_manipulated"] == 0.0
+    assert doc["bias"]["face_manipulated"] == -2.5
+    assert prov["sizes"]["train"]["edited"] >= 10 and prov["sizes"]["calib"]["images"] > 3
+    assert prov["sizes"]["test"]["images"] > 3
+    assert prov["held_out_test"]["fitted"]["eq"]["auc_ai_generated"] > 0.9
+    assert set(prov["held_out_test"]) == {"fitted", "hand_set"}
+    assert "unchanged" in prov["held_out_test"]["fitted"]["jpeg75"]
+    assert doc["thresholds"]["authentic"] == 0.5
+    assert 0.5 <= doc["thresholds"]["ai_generated"] == doc["thresholds"]["edited"] <= 0.99
+    assert prov["stage2"]["on"] == "calib" and prov["stage2"]["scale"] == "ai"
+    assert prov["stage2"]["temperature"]["ai_generated"] > 0 and prov["stage2"]["temperature"]["edited"] == 1.0
+    assert set(doc["centers"]) == {"toy_red"} and 0.01 <= doc["centers"]["toy_red"] <= 0.99
+    assert prov["split"]["dataset_fingerprint"] and prov["split"]["calibration_groups"]
     model = FusionModel.load(out)
     # an unfitted detector keeps its class weight; a fitted one uses the file
-    f_meta = Finding("toy_container", 0.95, ["ai_generated"])
-    assert model.weight(f_meta, "ai_generated") == 2.5
+    assert model.weight(Finding("toy_container", 0.95, ["ai_generated"]), "ai_generated") == 2.5
     assert model.weight(Finding("toy_red", 0.9, ["ai_generated"]), "ai_generated") == doc["weights"]["toy_red"]["ai_generated"]
+    assert model.threshold("edited") == doc["thresholds"]["edited"]
     printed = capsys.readouterr().out
-    assert "held-out" in printed and "kept hand-set weights: toy_container, toy_quant" in printed
-    # a second run reuses the cached scores and writes the same weights
+    assert "test (" in printed and "fitted" in printed and "hand_set" in printed
+    # a second run reuses every cached score and writes the same weights
     out2 = tmp_path / "fusion2.json"
     argv[argv.index(str(out))] = str(out2)
     assert main(argv) == 0
     doc2 = json.loads(out2.read_text())
-    assert doc2["weights"] == doc["weights"] and doc2["bias"] == doc["bias"]
-    assert doc2["provenance"]["scoring_seconds"] < 1.0
+    assert doc2["weights"] == doc["weights"] and doc2["bias"] == doc["bias"] and doc2["provenance"]["rescored"] == []
+    # --rescore runs one detector again
+    assert main(argv + ["--rescore", "toy_red"]) == 0
+    assert json.loads(out2.read_text())["provenance"]["rescored"] == ["toy_red"]
 
-    # verity eval --heldout recomputes the same validation groups
+    # verity eval --heldout recomputes the test side: validation groups less the calibration groups
     ev = tmp_path / "ev"
     assert main(["eval", str(toy_setup), "--heldout", "--fusion", str(out2), "--detectors", "toy_container,toy_red",
-                 "--out", str(ev), "-q", "--equalize", "none"]) == 0
+                 "--out", str(ev), "-q", "--equalize", "none", "--compare", "hand-set"]) == 0
     evdoc = json.loads((ev / "metrics.json").read_text())
-    from verity.train.data import group_split
-
-    _, val = group_split(read_dataset(toy_setup), 0.3, 1)
-    assert evdoc["settings"]["n_records"] == len(val)
+    _, _, test, _ = F.split_sides(read_dataset(toy_setup), 0.3, 1, {})
+    assert evdoc["settings"]["n_records"] == len(test) and len(test) > 0
+    assert "calibration" in evdoc["selection"]
+    cmp = json.loads((ev / "compare" / "metrics.json").read_text())
+    assert cmp["fusion"].startswith("hand-set") and cmp["settings"] == evdoc["settings"]
     ev2 = tmp_path / "ev2"
     assert main(["eval", str(toy_setup), "--heldout", "--split-from", str(out2), "--fusion", "hand-set",
                  "--detectors", "toy_red", "--out", str(ev2), "-q", "--equalize", "none"]) == 0
     ev2doc = json.loads((ev2 / "metrics.json").read_text())
-    assert ev2doc["settings"]["n_records"] == len(val) and ev2doc["fusion"] == "hand-set"
+    assert ev2doc["settings"]["n_records"] == len(test) and ev2doc["fusion"] == "hand-set"
 
 
 def test_train_fusion_usage_errors(toy_setup, tmp_path, capsys):
     base = ["train", "fusion", "--data", str(toy_setup), "--out", str(tmp_path / "f.json"), "-q"]
-    assert main(base + ["--limit", "5"]) == 2
+    assert main(base + ["--authentic", "5"]) == 2
+    assert main(base + ["--max-fpr", "1.5"]) == 2
     assert main(base + ["--detectors", "nope"]) == 2
     assert main(["train", "fusion", "--data", str(tmp_path / "missing"), "-q"]) == 2
-    # only a container detector: nothing can be fitted on re-encoded data
-    assert main(base + ["--detectors", "toy_container", "--limit", "30"]) == 4
+    # only a container detector: nothing can be fitted on equalised data
+    assert main(base + ["--detectors", "toy_container", "--authentic", "10", "--edited", "10", "--edited-val", "3",
+                        "--views", "0"]) == 4
     assert not (tmp_path / "f.json").exists()
 
 
@@ -267,17 +376,3 @@ def test_hand_set_offsets(toy_setup):
     assert O[0, 1] == pytest.approx(2.5 * np.log(0.95 / 0.05))  # hand-set weight x logit
     assert O[1, 1] == 0.0 and O[:, 2].tolist() == [0.0, 0.0]
     assert O[0, 3] == -2.5  # the face_manipulated bias
-
-
-def test_plan_examples_keeps_detector_training_files_off_the_val_side():
-    recs = []
-    for g in range(30):
-        recs += [Record(f"/d/cam{g}_{i}.jpg", "authentic", f"cam{g}", "real_camera/x") for i in range(2)]
-    for g in range(10):
-        recs += [Record(f"/d/sd{g}_{i}.png", "ai_generated", f"sd{g}", "ai_generated/sd1") for i in range(3)]
-    trained = {r.path for r in recs[::2]}
-    ex, split = F.plan_examples(recs, 90, 0.3, seed=0, exclude_val={"learned": trained})
-    va = [e for e in ex if e.side == "val"]
-    assert va and not any(e.path in trained or (e.donor in trained) for e in va)
-    assert any(e.path in trained for e in ex if e.side == "train")  # the training side keeps them
-    assert split["val_files_excluded_as_detector_training"]["learned"] > 0

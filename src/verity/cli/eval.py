@@ -44,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "the learned detectors were trained on (needs the same dataset)")
     p.add_argument("--split-from", metavar="FUSION.json",
                    help="fitted fusion file whose split --heldout uses (default: --fusion, else the shipped file)")
+    p.add_argument("--compare", metavar="FUSION.json",
+                   help="also report another fusion ('hand-set' or a file) on the same detector scores, in "
+                   "DIR/compare/ (no detector is run twice)")
+    p.add_argument("--scores-from", metavar="PREDICTIONS.csv",
+                   help="run no detector: take the images, labels and detector scores of an earlier run's "
+                   "predictions.csv and fuse them with --fusion (DATASET is only recorded)")
     p.add_argument("--note", default="", help="a sentence to put at the top of the report")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -69,8 +75,14 @@ def _heldout(records, fusion_path, dataset):
     trained = detector_training_paths(dataset, records)
     n0 = len(val)
     val = [r for r in val if not any(r.path in v for v in trained.values())]
-    return val, (f"held-out validation groups of {path.name} (val_fraction {split['val_fraction']}, seed "
-                 f"{split['seed']}), less {n0 - len(val)} files the learned detectors were trained on")
+    what = (f"held-out validation groups of {path.name} (val_fraction {split['val_fraction']}, seed "
+            f"{split['seed']}), less {n0 - len(val)} files the learned detectors were trained on")
+    calib = set(split.get("calibration_groups", []))
+    if calib:  # the fusion's calibration stage and thresholds were fitted on these groups
+        n1 = len(val)
+        val = [r for r in val if r.group not in calib]
+        what += f", less {n1 - len(val)} files of the {len(calib)} groups its calibration was fitted on"
+    return val, what
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as e:  # pragma: no cover - core dependencies
         sys.stderr.write(f"verity eval: missing dependency {e.name}\n")
         return EXIT_MISSING
+    if args.scores_from:
+        return _from_scores(args)
     records = read_dataset(args.dataset)
     selection = []
     if args.heldout:
@@ -123,6 +137,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             fusion = FusionModel.load(args.fusion) if args.fusion else None
         pipe = Pipeline(detectors, fusion=fusion)
+        compare = None
+        if args.compare == HAND_SET:
+            compare = FusionModel()
+        elif args.compare:
+            if not Path(args.compare).is_file():
+                sys.stderr.write(f"verity eval: fusion file not found: {args.compare}\n")
+                return EXIT_USAGE
+            compare = FusionModel.load(args.compare)
     except KeyError as e:
         sys.stderr.write(f"verity eval: {e.args[0]}\n")
         return EXIT_USAGE
@@ -142,9 +164,62 @@ def run(args: argparse.Namespace) -> int:
         fusion=pipe.fusion.source, note=args.note,
     )
     _print_summary(doc, out)
+    if compare is not None:
+        from verity.eval.runner import refuse
+
+        cdoc = write_outputs(
+            refuse(run_, compare), out / "compare", dataset=str(args.dataset), command=command,
+            selection="; ".join(selection), fusion=compare.source + " (same detector scores as ../)", note=args.note,
+        )
+        print(f"compare ({compare.source}):")
+        _print_summary(cdoc, out / "compare")
     if run_.unreadable:
         sys.stderr.write(f"verity eval: {len(run_.unreadable)} unreadable file(s), listed in {out / 'report.md'}\n")
         return EXIT_INPUT
+    return EXIT_OK
+
+
+def _load_fusion(spec, what: str):
+    """``hand-set``, a file, or (``None``) the shipped fusion; raises SystemExit-free ValueError."""
+    from pathlib import Path
+
+    from verity.core.fusion import FusionModel
+
+    if spec == HAND_SET:
+        return FusionModel()
+    if spec and not Path(spec).is_file():
+        raise ValueError(f"{what} file not found: {spec}")
+    return FusionModel.load(spec) if spec else FusionModel.load()
+
+
+def _from_scores(args: argparse.Namespace) -> int:
+    """``--scores-from``: fuse an earlier run's recorded detector scores with --fusion (and --compare)."""
+    import shlex
+    from pathlib import Path
+
+    from verity.cli.main import EXIT_OK, EXIT_USAGE
+    from verity.eval.report import write_outputs
+    from verity.eval.runner import load_predictions, refuse
+
+    try:
+        fusion = _load_fusion(args.fusion, "fusion")
+        compare = _load_fusion(args.compare, "fusion") if args.compare else None
+    except ValueError as e:
+        sys.stderr.write(f"verity eval: {e}\n")
+        return EXIT_USAGE
+    base = load_predictions(args.scores_from)  # DatasetError -> usage error in verity.cli.main
+    out = Path(args.out)
+    command = "verity eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["eval"] else ""
+    selection = f"images, labels and detector scores of {args.scores_from} (no detector was run)"
+    doc = write_outputs(refuse(base, fusion), out, dataset=str(args.dataset), command=command, selection=selection,
+                        fusion=fusion.source, note=args.note)
+    _print_summary(doc, out)
+    if compare is not None:
+        cdoc = write_outputs(refuse(base, compare), out / "compare", dataset=str(args.dataset), command=command,
+                             selection=selection, fusion=compare.source + " (same detector scores as ../)",
+                             note=args.note)
+        print(f"compare ({compare.source}):")
+        _print_summary(cdoc, out / "compare")
     return EXIT_OK
 
 
@@ -156,7 +231,7 @@ def _print_summary(doc, out) -> None:
         a = m["detection"]["any_fake"]
         per = ", ".join(f"{c} {f(r['auc'])}" for c, r in m["detection"].items() if c != "any_fake")
         print(f"{v:<12} n={m['n']:<5} acc {f(m['accuracy'], True)}  FPR {f(m['fpr_authentic'], True)}  "
-              f"ECE {f(m['ece'])}  AUC any-fake {f(a['auc'])} ({per})")
+              f"ECE {f(m['ece'])} (floor {f(m.get('ece_noise_floor'))})  AUC any-fake {f(a['auc'])} ({per})")
     for v, s in doc["stability"].items():
         print(f"{v:<12} verdict unchanged {f(s['unchanged'], True)}  FPR authentic {f(s['fpr_authentic'], True)}")
     print(f"report: {out / 'report.md'}")

@@ -9,8 +9,14 @@ The model is a multinomial logistic combination of detector scores:
 
 for every non-authentic class ``c`` that detector ``d`` lists in its finding's labels. A detector
 that abstains (score ``None``) contributes nothing, and a score of 0.5 contributes zero; scores below
-0.5 are evidence *for* authenticity. The verdict is the most probable class when its probability
-reaches ``inconclusive_below`` (default 0.6), else ``inconclusive``.
+0.5 are evidence *for* authenticity. A fitted file may give a detector a *center* ``s0_d``, its
+typical score on real photos: its contribution is then ``w_{d,c} (logit(s_d) - logit(s0_d))``, so
+that its usual "nothing found" score moves nothing and the fitted biases stay true class priors (they
+do not absorb the detectors' typical scores, which would misfire when a detector is not run).
+
+The verdict is the most probable class when its probability reaches that class's decision threshold
+(``thresholds[c]``, else ``inconclusive_below``, default 0.6), else ``inconclusive``. A fitted file sets a higher threshold for the fake classes, chosen on validation
+data so that few real photos are called fake (see ``docs/eval.md``).
 
 Weights come from a JSON file fitted on a validation split by ``verity train fusion`` when one is
 shipped (``verity/models/weights/fusion.json``); otherwise from each detector's hand-set ``weight``
@@ -52,6 +58,10 @@ class FusionModel:
     default_weights: dict[str, float] = field(default_factory=dict)
     temperature: float = 1.0
     inconclusive_below: float = DEFAULT_INCONCLUSIVE_BELOW
+    #: detector name -> score that contributes zero (default 0.5; see the module docstring).
+    centers: dict[str, float] = field(default_factory=dict)
+    #: class -> least probability for that verdict (default ``inconclusive_below``).
+    thresholds: dict[str, float] = field(default_factory=dict)
     source: str = "hand-set"
 
     @classmethod
@@ -65,6 +75,8 @@ class FusionModel:
                 weights=d.get("weights", {}),
                 temperature=float(d.get("temperature", 1.0)),
                 inconclusive_below=float(d.get("inconclusive_below", DEFAULT_INCONCLUSIVE_BELOW)),
+                thresholds={str(k): float(v) for k, v in d.get("thresholds", {}).items()},
+                centers={str(k): float(v) for k, v in d.get("centers", {}).items()},
                 source=str(p.name),
             )
         return cls()
@@ -75,6 +87,8 @@ class FusionModel:
             "weights": self.weights,
             "temperature": self.temperature,
             "inconclusive_below": self.inconclusive_below,
+            "thresholds": self.thresholds,
+            "centers": self.centers,
         }
 
     def weight(self, finding: Finding, cls_name: str) -> float:
@@ -94,6 +108,8 @@ class FusionModel:
             if f.score is None:
                 continue
             lg = logit(f.score)
+            if f.detector in self.centers:
+                lg -= logit(self.centers[f.detector])
             for c in FAKE_CLASSES:
                 w = self.weight(f, c)
                 if w:
@@ -115,7 +131,11 @@ class FusionModel:
         if all(f.score is None for f in findings):
             return "inconclusive"
         best = max(CLASSES, key=lambda c: probabilities[c])
-        return best if probabilities[best] >= self.inconclusive_below else "inconclusive"
+        return best if probabilities[best] >= self.threshold(best) else "inconclusive"
+
+    def threshold(self, cls_name: str) -> float:
+        """Least probability of ``cls_name`` for it to be the verdict."""
+        return float(self.thresholds.get(cls_name, self.inconclusive_below))
 
 
 def _class_weight(name: str) -> float:

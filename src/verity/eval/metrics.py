@@ -182,6 +182,39 @@ def expected_calibration_error(confidences: Any, correct: Any, n_bins: int = 15)
     return float(np.sum(counts[nz] / n * np.abs(freq[nz] - conf[nz])))
 
 
+def ece_noise_floor(probabilities: Any, n_bins: int = 15, draws: int = 200, seed: int = 0) -> float:
+    """Expected ECE of a *perfectly calibrated* model with these probabilities on this many images.
+
+    Labels are drawn from each row of ``probabilities`` (so the model is calibrated by construction)
+    ``draws`` times and the top-class ECE is averaged. On small sets ECE is biased upwards by
+    sampling noise alone; an ECE near this floor is as good as the set can show.
+
+    Parameters
+    ----------
+    probabilities : array-like, shape (N, K)
+    n_bins, draws, seed : int
+
+    Returns
+    -------
+    float
+        ``nan`` for an empty set.
+    """
+    P = np.asarray(probabilities, float)
+    if P.ndim != 2 or len(P) == 0:
+        return float("nan")
+    P = np.clip(P, 0, None)
+    P = P / P.sum(axis=1, keepdims=True)
+    rng = np.random.default_rng(seed)
+    conf, top = P.max(axis=1), P.argmax(axis=1)
+    cum = P.cumsum(axis=1)
+    vals = []
+    for _ in range(draws):
+        u = rng.random(len(P))[:, None]
+        y = np.minimum((u > cum).sum(axis=1), P.shape[1] - 1)
+        vals.append(expected_calibration_error(conf, y == top, n_bins))
+    return float(np.mean(vals))
+
+
 def _nan_to_none(x: Any) -> Any:
     if isinstance(x, float) and not math.isfinite(x):
         return None

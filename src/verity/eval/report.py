@@ -24,8 +24,9 @@ from verity.eval.metrics import (
     ConfusionMatrix,
     PerSourceTable,
     _nan_to_none,
+    ece_noise_floor,
 )
-from verity.eval.runner import EvalRun, Prediction
+from verity.eval.runner import EQUALIZED, RAW, EvalRun, Prediction
 
 N_BINS = 15
 
@@ -58,6 +59,7 @@ def summarize_variant(preds: list[Prediction], detectors: list[str]) -> dict[str
     ece = CalibrationError(N_BINS)
     if preds:
         ece.update(np.array([[p.probabilities[c] for c in CLASSES] for p in preds]), [CLASSES.index(x) for x in labels])
+    ece_floor = ece_noise_floor([[p.probabilities[c] for c in CLASSES] for p in preds], N_BINS) if preds else float("nan")
     ece_fake = CalibrationError(N_BINS)
     if preds:
         ece_fake.update([p.p_fake for p in preds], [int(x != "authentic") for x in labels])
@@ -91,6 +93,7 @@ def summarize_variant(preds: list[Prediction], detectors: list[str]) -> dict[str
         "confusion": {"labels": list(VERDICTS), "matrix": cm.compute().tolist()},
         "detection": detection,
         "ece": ece.compute(),
+        "ece_noise_floor": ece_floor,
         "ece_fake_binary": ece_fake.compute(),
         "per_source": src.compute(),
         "detectors": per_det,
@@ -117,6 +120,22 @@ def stability(run: EvalRun) -> dict[str, Any]:
             "fpr_authentic": (sum(p.verdict in FAKE_CLASSES for p in auth) / len(auth)) if auth else float("nan"),
             "fpr_authentic_base": (sum(base_by[p.path].verdict in FAKE_CLASSES for p in auth) / len(auth)) if auth else float("nan"),
             "detection_rate": (sum(p.verdict in FAKE_CLASSES for p in fake) / len(fake)) if fake else float("nan"),
+            "any_fake_auc": _detection(ps, None).compute()["auc"],
+        }
+    if base == EQUALIZED and RAW in run.variants:
+        # the equalised copy is the raw file re-saved as JPEG (or PNG) with every piece of metadata gone
+        raw_by = {p.path: p for p in run.by_variant(RAW)}
+        ps = [p for p in run.by_variant(base) if p.path in raw_by]
+        auth = [p for p in ps if p.label == "authentic"]
+        out["raw_to_equalized"] = {
+            "base": RAW,
+            "n": len(ps),
+            "unchanged": float(np.mean([p.verdict == raw_by[p.path].verdict for p in ps])) if ps else float("nan"),
+            "fake_prob_shift_median": float(np.median([abs(p.p_fake - raw_by[p.path].p_fake) for p in ps])) if ps else float("nan"),
+            "fpr_authentic": (sum(p.verdict in FAKE_CLASSES for p in auth) / len(auth)) if auth else float("nan"),
+            "fpr_authentic_base": (sum(raw_by[p.path].verdict in FAKE_CLASSES for p in auth) / len(auth)) if auth else float("nan"),
+            "detection_rate": (sum(p.verdict in FAKE_CLASSES for p in ps if p.label != "authentic")
+                               / max(1, sum(p.label != "authentic" for p in ps))),
             "any_fake_auc": _detection(ps, None).compute()["auc"],
         }
     return out
@@ -237,14 +256,17 @@ def render_markdown(doc: dict[str, Any], pictures: list[str]) -> str:
              "reading the container. Detection AUCs score class c against authentic by P(c); `any fake` "
              "uses 1 - P(authentic). TPR@x% is the detection rate at a threshold that flags at most x% of "
              "authentic images. *Accuracy* counts `inconclusive` as wrong; *decided* accuracy leaves those "
-             "images out; *top-class* accuracy ignores the inconclusive threshold.\n")
+             "images out; *top-class* accuracy ignores the inconclusive threshold. *ECE floor*: the ECE a "
+             "perfectly calibrated model with the same probabilities would show on this many images "
+             "(sampling noise alone); on small sets an ECE near it is as good as the set can show.\n")
     L.append("## Summary\n")
-    L.append("| variant | n | accuracy | decided acc. (coverage) | top-class acc. | FPR authentic | ECE (15 bins) | any-fake AUC | any-fake TPR@1% | any-fake TPR@5% |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    L.append("| variant | n | accuracy | decided acc. (coverage) | top-class acc. | FPR authentic | ECE (15 bins) | ECE floor | any-fake AUC | any-fake TPR@1% | any-fake TPR@5% |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for v, m in doc["variants"].items():
         a = m["detection"]["any_fake"]
         L.append(f"| {v} | {m['n']} | {_f(m['accuracy'], True)} | {_f(m['decided_accuracy'], True)} ({_f(m['coverage'], True)}) "
-                 f"| {_f(m['top_class_accuracy'], True)} | {_f(m['fpr_authentic'], True)} | {_f(m['ece'])} | {_f(a['auc'])} | {_f(a['tpr@1%fpr'], True)} | {_f(a['tpr@5%fpr'], True)} |")
+                 f"| {_f(m['top_class_accuracy'], True)} | {_f(m['fpr_authentic'], True)} | {_f(m['ece'])} "
+                 f"| {_f(m.get('ece_noise_floor'))} | {_f(a['auc'])} | {_f(a['tpr@1%fpr'], True)} | {_f(a['tpr@5%fpr'], True)} |")
     L.append("\n## Detection per class (vs authentic)\n")
     L.append("| variant | class | positives | negatives | ROC AUC | AP | TPR@1% FPR | TPR@5% FPR |")
     L.append("|---|---|---:|---:|---:|---:|---:|---:|")
@@ -254,12 +276,13 @@ def render_markdown(doc: dict[str, Any], pictures: list[str]) -> str:
                      f"{_f(r['tpr@1%fpr'], True)} | {_f(r['tpr@5%fpr'], True)} |")
     if doc["stability"]:
         L.append("\n## Robustness to perturbations\n")
-        L.append("Each perturbed copy is made from the decoded pixels of the "
-                 f"`{next(iter(doc['stability'].values()))['base']}` copy; *unchanged* is the share of verdicts equal to that run's.\n")
-        L.append("| perturbation | n | verdict unchanged | FPR authentic (base) | detection rate | any-fake AUC | median shift of P(fake) |")
-        L.append("|---|---:|---:|---:|---:|---:|---:|")
+        L.append("Each perturbed copy is made from the decoded pixels of its *base* copy; *unchanged* is the share "
+                 "of verdicts equal to the base's. `raw_to_equalized` compares the equalised copy (re-saved, "
+                 "all metadata gone) with the file as it came.\n")
+        L.append("| perturbation | base | n | verdict unchanged | FPR authentic (base) | detection rate | any-fake AUC | median shift of P(fake) |")
+        L.append("|---|---|---:|---:|---:|---:|---:|---:|")
         for v, s in doc["stability"].items():
-            L.append(f"| {v} | {s['n']} | {_f(s['unchanged'], True)} | {_f(s['fpr_authentic'], True)} ({_f(s['fpr_authentic_base'], True)}) "
+            L.append(f"| {v} | {s['base']} | {s['n']} | {_f(s['unchanged'], True)} | {_f(s['fpr_authentic'], True)} ({_f(s['fpr_authentic_base'], True)}) "
                      f"| {_f(s['detection_rate'], True)} | {_f(s['any_fake_auc'])} | {_f(s['fake_prob_shift_median'])} |")
     for v in [x for x in ("raw", "equalized") if x in doc["variants"]]:
         m = doc["variants"][v]

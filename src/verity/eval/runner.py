@@ -174,6 +174,95 @@ def evaluate(
     )
 
 
+def refuse(run: EvalRun, fusion: Any) -> EvalRun:
+    """The same run with every prediction's probabilities and verdict recomputed by another fusion
+    model from the detector scores it recorded (no detector is run again).
+
+    Parameters
+    ----------
+    run : EvalRun
+    fusion : verity.core.fusion.FusionModel
+
+    Returns
+    -------
+    EvalRun
+        A copy whose predictions carry ``fusion``'s probabilities and verdicts.
+    """
+    from dataclasses import replace
+
+    from verity.core.registry import get_detector_class
+    from verity.core.types import Finding
+
+    meta: dict[str, tuple[list[str], str]] = {}
+
+    def findings(scores: dict[str, float | None]) -> list[Finding]:
+        out = []
+        for d, v in scores.items():
+            if d not in meta:
+                try:
+                    cls = get_detector_class(d)
+                    meta[d] = (list(cls.labels), cls.kind)
+                except KeyError:
+                    meta[d] = ([], "metadata")
+            out.append(Finding(detector=d, score=v, labels=meta[d][0], kind=meta[d][1]))
+        return out
+
+    preds = []
+    for p in run.predictions:
+        fs = findings(p.scores)
+        probs = fusion.probabilities(fs)
+        preds.append(replace(p, verdict=fusion.verdict(probs, fs),
+                             probabilities={c: float(probs.get(c, 0.0)) for c in CLASSES}))
+    return replace(run, predictions=preds)
+
+
+def load_predictions(path: str | Path) -> EvalRun:
+    """Read a ``predictions.csv`` written by :func:`verity.eval.report.write_outputs` back into an
+    :class:`EvalRun` (detector scores rounded to 5 decimals; an empty score, abstained or not run,
+    becomes ``None``). Use it with :func:`refuse` to evaluate another fusion without running the
+    detectors again.
+
+    Raises
+    ------
+    verity.train.data.DatasetError
+        When the file is missing or is not such a table.
+    """
+    import csv
+
+    from verity.train.data import DatasetError
+
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as e:
+        raise DatasetError(f"cannot read {path}: {e.strerror or e}") from None
+    need = {"path", "label", "variant", "verdict"} | {f"p_{c}" for c in CLASSES}
+    if not rows or not need <= set(rows[0]):
+        raise DatasetError(f"{path} is not a predictions.csv written by verity eval")
+    dets = [k[len("score_"):] for k in rows[0] if k.startswith("score_")]
+    preds = []
+    try:
+        for r in rows:
+            preds.append(Prediction(
+                path=r["path"], label=r["label"], source=r.get("source", ""), group=r.get("group", ""),
+                variant=r["variant"], verdict=r["verdict"],
+                probabilities={c: float(r[f"p_{c}"]) for c in CLASSES},
+                scores={d: (float(r[f"score_{d}"]) if r.get(f"score_{d}") else None) for d in dets},
+                seconds=float(r.get("seconds") or 0.0), width=int(r.get("width") or 0), height=int(r.get("height") or 0),
+                errors=[e for e in (r.get("errors") or "").split(" | ") if e],
+            ))
+    except ValueError as e:
+        raise DatasetError(f"{path}: bad value ({e})") from None
+    variants = list(dict.fromkeys(p.variant for p in preds))
+    eq = [v for v in variants if v == EQUALIZED]
+    return EvalRun(
+        predictions=preds, unreadable=[], variants=variants, detectors=dets,
+        settings={"equalize": "from " + str(path) if eq else None,
+                  "perturbations": [v for v in variants if v not in (RAW, EQUALIZED)],
+                  "n_records": len({p.path for p in preds}), "scores_from": str(path)},
+    )
+
+
 def make_synthetic_edits(
     records: Sequence[Record],
     n: int,
@@ -232,4 +321,5 @@ def make_synthetic_edits(
     return made, skipped
 
 
-__all__ = ["EQUALIZED", "RAW", "EvalRun", "Prediction", "evaluate", "make_synthetic_edits", "variant_names"]
+__all__ = ["EQUALIZED", "RAW", "EvalRun", "Prediction", "evaluate", "load_predictions", "make_synthetic_edits", "refuse",
+           "variant_names"]

@@ -2,47 +2,43 @@
 
 Recipe
 ------
-1. Read the dataset and split it **by group** (:func:`verity.train.data.group_split`) into train and
-   validation sides; the split is made on the whole dataset so that ``verity eval --heldout`` can
-   recompute it.
-2. On each side build examples of three classes, all made the same way so that the format is not a
-   feature: every image is decoded, randomly cropped at native resolution (sometimes down-scaled,
-   flipped) and re-encoded as a metadata-free JPEG at a random quality 60..95
-   (:func:`verity.train.data.augment`):
-
-   * ``authentic``: real photos (camera, processed, colour faces; the grayscale LFW folder is left
-     out because grayscale exists only on the authentic side);
-   * ``ai_generated``: the Stable Diffusion images (several augmented views each, as there are few);
-   * ``edited``: splices, copy-moves and inpainting fills made on the fly from real photos of the
-     same side with :mod:`verity.lab.edits` (:func:`verity.train.data.synthetic_edit`).
-
-   Half of the real photos and of the edit hosts instead take the *native* route: a grid-aligned
-   crop re-encoded with the JPEG's own tables (:func:`verity.train.data.jpeg_native_crop`), which
-   keeps a camera original's single compression, so that double compression is not "every real
-   photo".
-
-3. Run the detectors; a score ``s`` becomes the feature ``logit(clip(s, 0.01, 0.99))`` and an
-   abstention becomes 0 (exactly what the fusion does at inference).
-4. Fit a multinomial logistic regression in the fusion's own form (``z_authentic = 0``; L2 with ``C``
-   chosen by group-wise cross-validation on the train side; classes balanced), with the fixed
-   ``face_manipulated`` logit as an offset; fit a temperature on the out-of-fold logits and fold it
-   into the fitted weights. By default each detector gets weights only for the classes its labels
-   name, constrained to be >= 0 (``--free-weights`` lifts both), and the class-balanced biases stay
-   0 (``--fit-bias`` fits them): a detector that scores 0.5, abstains or is not run then moves
-   nothing, as the score contract says, whereas a fitted bias absorbs the detectors' typical scores
-   and misfires in pipelines that run a subset of them. Finally the biases are shifted by the
-   hand-set prior log-odds (``DEFAULT_BIAS``; ``--prior balanced`` skips this) because authentic
-   images are far more common in use than in the balanced training set. Pure numpy / scipy.
-5. Detectors that cannot be fitted (kind ``metadata`` or ``provenance``, which read the container
-   that re-encoding removes; fewer than ``--min-scored`` non-abstaining training examples, such as
-   face detectors on images without faces; a constant score) are left out of
-   ``weights`` so that :class:`~verity.core.fusion.FusionModel` keeps their hand-set weights; the
-   ``face_manipulated`` class keeps its hand-set bias and weights (no training data).
-6. Report held-out metrics of the final model on the validation side only, next to the hand-set
-   fusion on the same findings, and write the JSON with its provenance. Files that the shipped learned
-   detectors were trained on (:func:`verity.train.data.detector_training_paths`) are removed from
-   the validation side; they stay on the training side, so the fitted weights may trust those
-   detectors somewhat more than unseen data warrants.
+1. Split the whole dataset **by group** (:func:`verity.train.data.group_split`, ``--val-fraction``)
+   into a training and a validation side, so that ``verity eval --heldout`` can recompute the split.
+   The validation side, less the files the shipped learned detectors were trained on
+   (:func:`verity.train.data.detector_training_paths`), is split again by group into a
+   *calibration* side and a *test* side (``--test-fraction``). The test side is only reported.
+2. Make examples the way ``verity eval`` analyses images: each image is decoded and re-encoded as a
+   metadata-free JPEG at quality 90 (the *equalised* copy), and perturbed copies are made from that
+   (training side: random JPEG quality 60..95, down-scale 0.5..1, central crop 0.6..0.95;
+   calibration and test sides: :data:`FIXED_VIEWS`). Classes: real photos (grayscale folders left out,
+   grayscale exists only on the real side), generated images, and ``edited`` images made from real
+   photos of the same side with :mod:`verity.lab.edits` (splice, copy-move, inpainting fill on a
+   random 384..1024 px crop, JPEG 60..95). Fitting on perturbed copies of every class favours
+   detectors whose scores survive re-compression and resizing.
+3. Run the detectors (scores cached per detector in ``--cache``: only a detector whose code or
+   weights changed is run again); a score ``s`` becomes the feature ``logit(clip(s, 0.01, 0.99))``
+   and an abstention 0, exactly as the fusion does at inference.
+4. Stage 1, on the training side: a multinomial logistic regression in the fusion's own form
+   (``z_authentic = 0``; class-balanced; biases fitted; L2 with ``C`` chosen by group-wise 5-fold
+   cross-validation; the out-of-fold temperature folded in). The hand-set detectors' contributions
+   and the fixed ``face_manipulated`` logit are offsets. By default each detector weighs only on the
+   classes its labels name, with a weight >= 0 (``--free-weights`` lifts both).
+5. Stage 2, on the calibration side: a temperature and per-class shifts of the stage-1 logits
+   (class-balanced negative log-likelihood), folded into the weights and biases. The training side
+   cannot calibrate: the learned detectors were trained on most of its images and score them more
+   confidently than new ones.
+6. Decision thresholds: ``authentic`` at 0.5; the fake classes at the least probability for which at
+   most ``--max-fpr`` of the calibration side's real photos (all views, including JPEG 75 and
+   half-size copies) get a fake verdict. Below it the verdict is ``inconclusive``.
+7. Detectors that cannot be fitted (kind ``metadata`` or ``provenance``, which read the container the
+   equalised examples lack; fewer than ``--min-scored`` scored training examples; a constant score)
+   keep their hand-set weights, so decisive metadata and provenance (C2PA, generator text chunks,
+   DigitalSourceType) still decide verdicts as before. The ``face_manipulated`` class keeps its
+   hand-set bias and weights (no training data).
+8. Report the test side per view, next to the hand-set fusion on the same scores, and write
+   ``bias``, ``weights``, ``thresholds`` and ``provenance`` (split with the calibration groups that
+   ``verity eval --heldout`` leaves out, sizes, detectors and their fingerprints, stage facts, test
+   metrics, and training-side metrics clearly labelled ``train_metrics_not_held_out``).
 """
 
 from __future__ import annotations
@@ -55,6 +51,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # numpy is imported inside functions: `verity --help` stays instant
@@ -71,168 +68,336 @@ CONTAINER_KINDS = ("metadata", "provenance")
 FUSION_FILE = Path(__file__).resolve().parent.parent / "models" / "weights" / "fusion.json"
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, metavar="DATASET",
-                   help="dataset (the shared data folder, class folders or a CSV manifest)")
-    p.add_argument("--out", default=str(FUSION_FILE), metavar="FUSION.json",
-                   help="where to write the fitted fusion (default: the shipped file)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split, the subset and the augmentation")
-    p.add_argument("--limit", type=int, default=900, metavar="N",
-                   help="number of examples over both sides, split evenly over the three classes; the "
-                   "held-out side is capped by the clean files available (default 900: about 3 minutes "
-                   "with the default detectors on a quiet 2-core machine)")
-    p.add_argument("--val-fraction", type=float, default=0.3, help="share of groups held out (default 0.3)")
-    p.add_argument("--detectors", metavar="A,B", help="detectors to run (default: the default set)")
-    p.add_argument("--min-scored", type=int, default=10, metavar="K",
-                   help="fit a detector only when it scored at least K training examples (default 10)")
-    p.add_argument("--cache", metavar="FILE.json",
-                   help="reuse / store the detector scores of the examples here (same data, seed and limit)")
-    p.add_argument("--prior", choices=("hand-set", "balanced"), default="hand-set",
-                   help="class prior of the shipped biases: 'hand-set' adds the hand-set prior log-odds "
-                   "(authentic more likely, as in deployment) to the class-balanced fit; 'balanced' keeps "
-                   "equal priors (default hand-set)")
-    p.add_argument("--fit-bias", action="store_true",
-                   help="fit the class biases too (default: keep them at the prior, so that a detector "
-                   "scoring 0.5, abstaining or not run moves nothing, as the score contract says; a fitted "
-                   "bias absorbs the detectors' typical scores and misfires in pipelines that run a subset)")
-    p.add_argument("--free-weights", action="store_true",
-                   help="let every fitted detector weigh on every class, with either sign (default: only "
-                   "on the classes its labels name, and >= 0)")
-    p.add_argument("--include-detector-training", action="store_true",
-                   help="do not remove the files the shipped learned detectors were trained on from the "
-                   "held-out side (default: removed, so the held-out figures are clean)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-
-
 # --------------------------------------------------------------------------------------------------
 # Examples
 # --------------------------------------------------------------------------------------------------
 
+#: Views of every calibration / test item: the equalised copy and the perturbations the targets name.
+FIXED_VIEWS: tuple[str, ...] = ("eq", "jpeg90", "jpeg75", "resize0.5", "crop0.8")
+
 
 @dataclass(frozen=True)
-class Example:
-    """One training or validation example: which file(s), which class, which augmentation seed."""
+class Item:
+    """One image of the fitting data: a dataset file, or a synthetic edit of one (``edit`` set).
 
-    side: str  # "train" or "val"
+    ``side`` is ``train`` (fits the weights), ``calib`` (fits the calibration and the decision
+    thresholds) or ``test`` (held out: only reported).
+    """
+
+    side: str
     label: str
     path: str
     group: str
     source: str
     seed: int
     donor: str | None = None
-    #: "reencode" (decode, crop, re-encode at a random quality) or "native" (a grid-aligned crop that
-    #: keeps a JPEG's own compression, see :func:`verity.train.data.jpeg_native_crop`)
-    route: str = "reencode"
+    edit: str | None = None  # "splice", "copy_move" or "inpaint" for the edited class
+
+
+@dataclass(frozen=True)
+class Example:
+    """One analysed image: an :class:`Item` seen through one ``view`` (``eq`` or a perturbation name)."""
+
+    item: Item
+    view: str
 
     @property
-    def key(self) -> str:
-        return f"{self.side}|{self.label}|{self.path}|{self.donor or ''}|{self.seed}|{self.route}"
+    def side(self) -> str:
+        return self.item.side
+
+    @property
+    def label(self) -> str:
+        return self.item.label
+
+    @property
+    def group(self) -> str:
+        return self.item.group
+
+    def key(self, root: str = "") -> str:
+        it = self.item
+        rel = os.path.relpath(it.path, root) if root else it.path
+        donor = (os.path.relpath(it.donor, root) if root else it.donor) if it.donor else ""
+        return f"{it.label}|{rel}|{donor}|{it.edit or ''}|{it.seed}|{self.view}"
 
 
-def plan_examples(
-    records, limit: int, val_fraction: float, seed: int, exclude_val: dict[str, set[str]] | None = None
-) -> tuple[list[Example], dict[str, Any]]:
-    """Choose the examples of both sides (deterministic given ``seed``).
+def random_views(rng: np.random.Generator, n: int) -> list[str]:
+    """``n`` random perturbation names: JPEG quality 60..95, down-scale 0.5..1, central crop 0.6..0.95
+    (drawn in turn)."""
+    out = []
+    for k in range(n):
+        kind = ("jpeg", "resize", "crop")[(k + int(rng.integers(0, 3))) % 3]
+        if kind == "jpeg":
+            out.append(f"jpeg{int(rng.integers(60, 96))}")
+        elif kind == "resize":
+            out.append(f"resize{rng.uniform(0.5, 1.0):.2f}")
+        else:
+            out.append(f"crop{rng.uniform(0.6, 0.95):.2f}")
+    return out
 
-    Parameters
-    ----------
-    records : list of Record
-        The whole dataset (the split is made on all of it).
-    limit : int
-        Examples over both sides.
-    val_fraction : float
-    seed : int
-    exclude_val : dict of str to set of str, optional
-        Paths that must not appear on the validation side (files the shipped learned detectors were
-        trained on, see :func:`verity.train.data.detector_training_paths`), by model family.
 
-    Returns the examples and a description of the split.
+def split_sides(records, val_fraction: float, seed: int, exclude: dict[str, set[str]] | None = None,
+                test_fraction: float = 0.5):
+    """Split the dataset into ``train``, ``calib`` and ``test`` records, by group.
+
+    :func:`verity.train.data.group_split` (``val_fraction``, ``seed``) makes train and validation
+    sides of the whole dataset (so ``verity eval --heldout`` can recompute them); the validation side,
+    less the files the shipped learned detectors were trained on (``exclude``), is split again by
+    group into ``calib`` and ``test`` (``test_fraction`` of each label's files in test groups, seed
+    ``seed + 1``).
+
+    Returns
+    -------
+    train, calib, test : list of Record
+    info : dict
+        What :func:`main` records as ``provenance.split`` (``calibration_groups`` lists the groups
+        ``verity eval --heldout`` must leave out).
     """
-    import numpy as np
+    from verity.train.data import fingerprint, group_split
 
-    from verity.train.data import fingerprint, group_split, stratified_subset
-
-    train_recs, val_recs = group_split(records, val_fraction, seed)
-    rng = np.random.default_rng(seed + 1)
-    per_side = {"train": int(round(limit * (1 - val_fraction))), "val": 0}
-    per_side["val"] = limit - per_side["train"]
-    examples: list[Example] = []
-    excluded = set().union(*exclude_val.values()) if exclude_val else set()
-    val_clean = [r for r in val_recs if r.path not in excluded]
-    for side, recs in (("train", train_recs), ("val", val_clean)):
-        n_class = max(1, per_side[side] // len(FIT_CLASSES))
-        real = [r for r in recs if r.label == "authentic" and "gray" not in r.source]
-        fake = [r for r in recs if r.label == "ai_generated"]
-        auth = stratified_subset(real, n_class, seed=seed + 2)
-        hosts = stratified_subset(real, n_class, seed=seed + 3)
-        for i, r in enumerate(auth):
-            route = "native" if i % 2 == 0 else "reencode"  # half keep their own compression
-            examples.append(Example(side, "authentic", r.path, r.group, r.source, int(rng.integers(2**31)),
-                                    route=route))
-        if fake:
-            # few generated images: several augmented views each on the train side, one on the val side
-            reps = int(np.ceil(n_class / len(fake))) if side == "train" else 1
-            chosen = [fake[i % len(fake)] for i in rng.permutation(len(fake) * reps)[:n_class]]
-            for r in chosen:
-                examples.append(Example(side, "ai_generated", r.path, r.group, r.source, int(rng.integers(2**31))))
-        for i, r in enumerate(hosts):
-            others = [h for h in real if h.group != r.group]
-            donor = others[int(rng.integers(len(others)))].path if others else None
-            examples.append(Example(side, "edited", r.path, r.group, "synthetic/" + r.source, int(rng.integers(2**31)),
-                                    donor, route="native" if i % 2 == 0 else "reencode"))
+    train, val = group_split(records, val_fraction, seed)
+    excluded = set().union(*exclude.values()) if exclude else set()
+    clean = [r for r in val if r.path not in excluded]
+    calib, test = group_split(clean, test_fraction, seed + 1) if clean else ([], [])
     info = {
         "method": "verity.train.data.group_split",
         "val_fraction": val_fraction,
         "seed": seed,
+        "test_fraction": test_fraction,
         "dataset_fingerprint": fingerprint(records),
-        "groups": {"train": len({r.group for r in train_recs}), "val": len({r.group for r in val_recs})},
-        "val_files": len(val_recs),
-        "val_files_excluded_as_detector_training": {
-            k: len({r.path for r in val_recs} & v) for k, v in (exclude_val or {}).items()
-        },
+        "groups": {"train": len({r.group for r in train}), "val": len({r.group for r in val}),
+                   "calib": len({r.group for r in calib}), "test": len({r.group for r in test})},
+        "val_files": len(val),
+        "val_files_excluded_as_detector_training": {k: len({r.path for r in val} & v) for k, v in (exclude or {}).items()},
+        "calibration_groups": sorted({r.group for r in calib}),
     }
-    return examples, info
+    return train, calib, test, info
 
 
-def make_example_bytes(ex: Example, cache: dict[str, np.ndarray] | None = None) -> bytes:
-    """The metadata-free JPEG of one example (see the module docstring)."""
+def plan_examples(train, calib, test, seed: int, n_authentic: int = 90, n_edited: int = 90, n_edited_val: int = 40,
+                  views: int = 2, views_generated: int = 4) -> list[Example]:
+    """The examples of every side (deterministic given ``seed``).
+
+    * train: ``n_authentic`` real photos and ``n_edited`` synthetic edits (balanced over sources, then
+      groups; grayscale folders left out because grayscale exists only on the real side) and every
+      generated image; each as its equalised copy plus ``views`` (``views_generated`` for the few
+      generated images) random perturbations of it;
+    * calib / test: every real photo (less grayscale) and generated image of the side, plus
+      ``n_edited_val`` synthetic edits shared over the two sides in proportion to their real photos;
+      each in the :data:`FIXED_VIEWS`.
+
+    Edits are made from real photos of the same side (hosts and donors), cycling through splice,
+    copy-move and inpainting fill.
+    """
     import numpy as np
 
-    from verity.train.data import (
-        augment, decode_pixels, jpeg_native_crop, load_pixels, random_geometry, synthetic_edit,
-    )
+    from verity.train.data import EDIT_KINDS, stratified_subset
 
-    rng = np.random.default_rng(ex.seed)
+    import hashlib
+
+    def item_seed(*parts: object) -> int:  # depends on the file, not on the order of planning
+        text = "|".join([str(seed)] + [os.path.basename(str(p)) for p in parts])
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+    rng = np.random.default_rng(seed + 1)
+    examples: list[Example] = []
+    real_counts = {s: sum(r.label == "authentic" and "gray" not in r.source for r in rs)
+                   for s, rs in (("calib", calib), ("test", test))}
+    tot = max(1, sum(real_counts.values()))
+    for side, recs in (("train", train), ("calib", calib), ("test", test)):
+        real = [r for r in recs if r.label == "authentic" and "gray" not in r.source]
+        fake = [r for r in recs if r.label == "ai_generated"]
+        if side == "train":
+            auth = stratified_subset(real, n_authentic, seed=seed + 2)
+            hosts = stratified_subset(real, n_edited, seed=seed + 3)
+        else:
+            auth = list(real)
+            k = int(round(n_edited_val * real_counts[side] / tot))
+            hosts = [real[i % len(real)] for i in rng.permutation(max(k, len(real)))[:k]] if real else []
+        items: list[Item] = [Item(side, "authentic", r.path, r.group, r.source, item_seed(r.path)) for r in auth]
+        items += [Item(side, "ai_generated", r.path, r.group, r.source, item_seed(r.path)) for r in fake]
+        for i, r in enumerate(hosts):
+            others = sorted((h for h in real if h.group != r.group), key=lambda h: h.path)
+            s_ = item_seed(r.path, "edited", i)
+            donor = others[s_ % len(others)].path if others else None
+            kind = EDIT_KINDS[i % len(EDIT_KINDS)]
+            items.append(Item(side, "edited", r.path, r.group, f"synthetic/{kind}", s_, donor, kind))
+        for it in items:
+            if side == "train":
+                n = views_generated if it.label == "ai_generated" else views
+                vs = ["eq"] + random_views(np.random.default_rng(it.seed + 7), n)
+            else:
+                vs = list(FIXED_VIEWS)
+            examples += [Example(it, v) for v in vs]
+    return examples
+
+
+def item_pixels(item: Item, cache: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Decoded pixels of the item's equalised copy (a JPEG at quality 90 without metadata, made the
+    way ``verity eval`` equalises)."""
+    import numpy as np
+
+    from verity.train.data import decode_pixels, encode, load_pixels, random_geometry, synthetic_edit
 
     def load(path: str) -> np.ndarray:
         if cache is not None and path in cache:
             return cache[path]
         px = load_pixels(path)
         if cache is not None:
-            if len(cache) > 16:
+            if len(cache) > 8:
                 cache.pop(next(iter(cache)))
             cache[path] = px
         return px
 
-    if ex.route == "native":
-        from verity.core.io import read_bytes
+    px = load(item.path)
+    if item.label == "edited":
+        rng = np.random.default_rng(item.seed)
+        host = random_geometry(px, rng, crop_side=(384, 1024), resize_prob=0.0)
+        if min(host.shape[:2]) < 96:
+            host = px
+        donor = load(item.donor) if item.donor else None
+        data, _mask, _kind = synthetic_edit(host, donor, rng, kind=item.edit)
+        px = decode_pixels(data)
+    return decode_pixels(encode(px, "jpeg", 90))
 
-        native = jpeg_native_crop(read_bytes(ex.path), rng)
-        if native is not None:
-            if ex.label != "edited":
-                return native
-            host = decode_pixels(native)
-            donor = load(ex.donor) if ex.donor else None
-            return synthetic_edit(host, donor, rng)[0]
-    px = load(ex.path)
-    if ex.label != "edited":
-        return augment(px, rng)
-    host = random_geometry(px, rng, crop_side=(256, 768))
-    if min(host.shape[:2]) < 96:
-        host = px
-    donor = load(ex.donor) if ex.donor else None
-    data, _mask, _kind = synthetic_edit(host, donor, rng)
-    return data
+
+def view_bytes(eq_pixels: np.ndarray, view: str) -> bytes:
+    """The file of one view: ``eq`` (the equalised JPEG) or a perturbation name applied to it."""
+    from verity.train.data import Equalize, encode, parse_perturbations, perturb
+
+    if view == "eq":
+        return encode(eq_pixels, "jpeg", 90)
+    (p,) = parse_perturbations(view)
+    return perturb(eq_pixels, p, Equalize("jpeg", 90))
+
+
+def detector_fingerprint(name: str) -> str:
+    """What a detector's cached scores depend on: its source file and, for a learned model, the
+    SHA-256 of its weight file."""
+    import hashlib
+    import inspect
+
+    from verity.core.registry import get_detector_class
+
+    h = hashlib.sha256()
+    cls = get_detector_class(name)
+    try:
+        h.update(Path(inspect.getsourcefile(cls) or "").read_bytes())
+    except (OSError, TypeError):
+        h.update(name.encode())
+    try:
+        from verity.models import file_sha256, list_models, weight_path
+
+        if name in list_models() and weight_path(name).is_file():
+            h.update(file_sha256(weight_path(name)).encode())
+    except Exception:  # noqa: BLE001 - best effort
+        pass
+    if name == "face_manipulation":
+        from verity.models import WEIGHTS_DIR
+
+        p = WEIGHTS_DIR / "face_sbi.onnx"
+        if p.is_file():
+            from verity.models import file_sha256
+
+            h.update(file_sha256(p).encode())
+    return h.hexdigest()[:16]
+
+
+class ScoreCache:
+    """Detector scores of examples, per detector, in a JSON file.
+
+    A detector's scores are kept only while its :func:`detector_fingerprint` is unchanged, so after a
+    detector or its weights change only that detector is re-run.
+    """
+
+    def __init__(self, path: str | Path | None):
+        self.path = Path(path) if path else None
+        self.fps: dict[str, str] = {}
+        self.scores: dict[str, dict[str, float | None]] = {}
+        if self.path and self.path.is_file():
+            try:
+                doc = json.loads(self.path.read_text())
+                if doc.get("format") == 2:
+                    self.fps, self.scores = doc["detectors"], doc["scores"]
+            except (OSError, ValueError, KeyError):
+                pass
+
+    def sync(self, detectors: list[str], force: tuple[str, ...] = ()) -> list[str]:
+        """Drop the scores of detectors whose fingerprint changed (or in ``force``); returns them."""
+        stale = []
+        for d in detectors:
+            fp = detector_fingerprint(d)
+            if self.fps.get(d) != fp or d in force:
+                stale.append(d)
+                for s in self.scores.values():
+                    s.pop(d, None)
+                self.fps[d] = fp
+        return stale
+
+    def missing(self, key: str, detectors: list[str]) -> list[str]:
+        s = self.scores.get(key)
+        return list(detectors) if s is None else [d for d in detectors if d not in s]
+
+    def write(self) -> None:
+        if not self.path:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"format": 2, "detectors": self.fps, "scores": self.scores}))
+        tmp.replace(self.path)
+
+
+def score_examples(examples: list[Example], detectors: list[str], cache: ScoreCache, root: str = "",
+                   progress: bool | None = None, save_every: int = 40) -> tuple[dict[str, dict], list, float]:
+    """Run the detectors each example still lacks in ``cache``; returns (scores by key, failures, seconds)."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from verity.core.errors import InputError
+    from verity.core.io import decode
+    from verity.pipeline import Pipeline
+    from verity.core.fusion import FusionModel
+
+    todo: dict[Item, list[tuple[Example, list[str]]]] = {}
+    for ex in examples:
+        miss = cache.missing(ex.key(root), detectors)
+        if miss:
+            todo.setdefault(ex.item, []).append((ex, miss))
+    pipes: dict[tuple[str, ...], Any] = {}
+    failed: list[tuple[str, str]] = []
+    px_cache: dict[str, np.ndarray] = {}
+    t0 = time.perf_counter()
+    n_done = 0
+    bar = tqdm(total=sum(len(v) for v in todo.values()), desc="scoring examples", unit="img", file=sys.stderr,
+               disable=(None if progress is None else not progress), dynamic_ncols=True)
+    for item, exs in todo.items():
+        try:
+            eq = item_pixels(item, px_cache)
+        except (InputError, ValueError, OSError) as e:
+            failed.append((item.path, str(e)))
+            bar.update(len(exs))
+            continue
+        for ex, miss in exs:
+            names = tuple(d for d in detectors if d in miss)
+            if names not in pipes:
+                pipes[names] = Pipeline(list(names), fusion=FusionModel())
+            try:
+                sample = decode(view_bytes(eq, ex.view), path=item.path)
+            except (InputError, ValueError, OSError) as e:
+                failed.append((item.path, f"{ex.view}: {e}"))
+                bar.update(1)
+                continue
+            findings, _t, _errors = pipes[names].run_findings(sample)
+            got = {f.detector: (None if f.score is None else float(f.score)) for f in findings}
+            entry = cache.scores.setdefault(ex.key(root), {})
+            for d in names:
+                entry[d] = got.get(d)
+            n_done += 1
+            bar.update(1)
+            if n_done % save_every == 0:
+                cache.write()
+    bar.close()
+    cache.write()
+    return cache.scores, failed, time.perf_counter() - t0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -240,18 +405,21 @@ def make_example_bytes(ex: Example, cache: dict[str, np.ndarray] | None = None) 
 # --------------------------------------------------------------------------------------------------
 
 
-def features(scores: list[dict[str, float | None]], detectors: list[str]) -> np.ndarray:
-    """``logit(clip(score))`` per detector, 0 for abstentions / missing, shape (N, D)."""
+def features(scores: list[dict[str, float | None]], detectors: list[str],
+             centers: dict[str, float] | None = None) -> np.ndarray:
+    """``logit(clip(score)) - logit(clip(center))`` per detector (center 0.5 unless ``centers`` names
+    one), 0 for abstentions / missing, shape (N, D)."""
     import numpy as np
 
     from verity.core.fusion import logit
 
+    c = {d: logit(v) for d, v in (centers or {}).items()}
     X = np.zeros((len(scores), len(detectors)))
     for i, s in enumerate(scores):
         for j, d in enumerate(detectors):
             v = s.get(d)
             if v is not None:
-                X[i, j] = logit(v)
+                X[i, j] = logit(v) - c.get(d, 0.0)
     return X
 
 
@@ -547,70 +715,282 @@ def held_out_metrics(model, scores: list[dict[str, float | None]], labels: list[
 
 
 # --------------------------------------------------------------------------------------------------
+# Calibration, decision thresholds, evaluation on examples
+# --------------------------------------------------------------------------------------------------
+
+
+def fit_calibration(fitted: np.ndarray, y: np.ndarray, offsets: np.ndarray | None = None,
+                    sample_weight: np.ndarray | None = None, n_fit: int = 2,
+                    scaled: Sequence[Sequence[int]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Second stage: scales ``a`` and shifts ``delta`` of the fitted logits such that
+    ``softmax(a * fitted + delta + offsets)`` minimises the (weighted) negative log-likelihood.
+
+    Parameters
+    ----------
+    fitted : ndarray, shape (N, K)
+        Logits of the first stage (zeros in the reference and fixed columns).
+    y : ndarray of int, shape (N,)
+    offsets : ndarray, shape (N, K), optional
+        Fixed logits (hand-set detectors, the face_manipulated class).
+    sample_weight : ndarray, shape (N,), optional
+    n_fit : int
+        Columns ``1..n_fit`` get a fitted shift; the reference column 0 and further fixed columns
+        keep scale 1 and shift 0.
+    scaled : sequence of sequences of int, optional
+        Groups of columns that share one fitted scale ``1 / T``; columns in no group keep scale 1.
+        Default: one temperature for all fitted columns ``[[1, ..., n_fit]]``; ``[[1], [2]]`` is
+        vector scaling, ``[[1]]`` rescales only column 1.
+
+    Returns
+    -------
+    scale : ndarray, shape (K,)
+        Multiplies each column of ``fitted``.
+    delta : ndarray, shape (K,)
+    """
+    import numpy as np
+    from scipy.optimize import minimize
+
+    N, K = fitted.shape
+    O = np.zeros_like(fitted) if offsets is None else np.asarray(offsets, float)
+    w = np.ones(N) if sample_weight is None else np.asarray(sample_weight, float)
+    Y = np.zeros((N, K))
+    Y[np.arange(N), y] = 1.0
+    sl = slice(1, 1 + n_fit)
+    groups = [list(g) for g in (scaled if scaled is not None else [list(range(1, 1 + n_fit))]) if len(g)]
+    n_s = len(groups)
+    M = np.zeros((n_s, K))  # group -> columns
+    for i, g in enumerate(groups):
+        M[i, g] = 1.0
+
+    def unpack(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a = np.ones(K)
+        for i, g in enumerate(groups):
+            a[g] = np.exp(-theta[i])
+        d = np.zeros(K)
+        d[sl] = theta[n_s:]
+        return a, d
+
+    def f(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        a, d = unpack(theta)
+        Z = fitted * a + d + O
+        lp = _log_softmax(Z)
+        loss = float(-(w * (Y * lp).sum(axis=1)).sum() / w.sum())
+        G = (np.exp(lp) - Y) * w[:, None] / w.sum()
+        g_cols = -(G * fitted * a).sum(axis=0)  # d loss / d log T of each column
+        return loss, np.r_[M @ g_cols, G[:, sl].sum(axis=0)]
+
+    res = minimize(f, np.zeros(n_s + n_fit), jac=True, method="L-BFGS-B",
+                   bounds=[(np.log(0.05), np.log(20.0))] * n_s + [(-10.0, 10.0)] * n_fit)
+    return unpack(res.x)
+
+
+def fake_verdict_rates(P: np.ndarray, labels: list[str], t: float) -> tuple[float, float]:
+    """With fake verdicts only at probability >= ``t`` (authentic at argmax): the share of authentic
+    examples called a fake class, and the share of fake examples called their own class."""
+    import numpy as np
+
+    from verity.core.types import CLASSES
+
+    top = P.argmax(axis=1)
+    conf = P.max(axis=1)
+    lab = np.array([CLASSES.index(x) for x in labels])
+    fake_call = (top > 0) & (conf >= t)
+    auth = lab == 0
+    fpr = float(fake_call[auth].mean()) if auth.any() else float("nan")
+    tpr = float((fake_call & (top == lab))[~auth].mean()) if (~auth).any() else float("nan")
+    return fpr, tpr
+
+
+def choose_fake_threshold(P: np.ndarray, labels: list[str], max_fpr: float = 0.02, lowest: float = 0.5,
+                          highest: float = 0.99) -> tuple[float, list[dict[str, float]]]:
+    """The least threshold in ``lowest..highest`` (steps of 0.01) for a fake verdict such that at most
+    ``max_fpr`` of the authentic examples get one; ``highest`` when none does. Also returns the
+    trade-off table (threshold, FPR, TPR) at every step."""
+    import numpy as np
+
+    table = []
+    chosen = None
+    for t in np.round(np.arange(lowest, highest + 1e-9, 0.01), 2):
+        fpr, tpr = fake_verdict_rates(P, labels, float(t))
+        table.append({"threshold": float(t), "fpr_authentic": round(fpr, 4), "tpr": round(tpr, 4)})
+        if chosen is None and fpr <= max_fpr:
+            chosen = float(t)
+    return (chosen if chosen is not None else float(highest)), table
+
+
+def example_metrics(model, examples: list[Example], scores: dict[str, dict], root: str = "") -> dict[str, Any]:
+    """:func:`held_out_metrics` of ``model`` per view of ``examples``, plus per perturbed view the share
+    of items whose verdict equals their ``eq`` verdict (``unchanged``)."""
+    by_view: dict[str, list[Example]] = {}
+    for e in examples:
+        if e.key(root) in scores:
+            by_view.setdefault(e.view, []).append(e)
+    out: dict[str, Any] = {}
+    eq_verdict: dict[Item, str] = {}
+    verdicts: dict[tuple[Item, str], str] = {}
+    for view, exs in by_view.items():
+        ss = [scores[e.key(root)] for e in exs]
+        out[view] = held_out_metrics(model, ss, [e.label for e in exs])
+        for e, s in zip(exs, ss):
+            fs = _findings(s)
+            v = model.verdict(model.probabilities(fs), fs)
+            verdicts[(e.item, view)] = v
+            if view == "eq":
+                eq_verdict[e.item] = v
+    for view in by_view:
+        if view == "eq":
+            continue
+        pairs = [(verdicts[(it, view)], v0) for it, v0 in eq_verdict.items() if (it, view) in verdicts]
+        if pairs:
+            out[view]["unchanged"] = round(sum(a == b for a, b in pairs) / len(pairs), 4)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------------
 
 
-def _score_examples(examples: list[Example], pipe, cache_path: Path | None, cache_key: str, progress: bool | None):
+def fit_from_scores(train: list[Example], calib: list[Example], scores: dict[str, dict], det_names: list[str],
+                    kinds: dict[str, str], root: str = "", seed: int = 0, min_scored: int = 10,
+                    free_weights: bool = False, calibrate: str = "calib", max_fpr: float = 0.02,
+                    authentic_threshold: float = 0.5, scale: str = "ai", center: bool = True) -> tuple[Any, dict[str, Any]]:
+    """Both stages and the thresholds from cached scores (no detector is run).
+
+    Returns the :class:`~verity.core.fusion.FusionModel` and a dict of fitting facts for the provenance.
+    """
     import numpy as np
 
-    from tqdm import tqdm
+    from verity.core.fusion import DEFAULT_BIAS, DEFAULT_INCONCLUSIVE_BELOW, FusionModel
+    from verity.core.registry import get_detector_class
 
-    from verity.core.errors import InputError
-    from verity.core.io import decode
+    s_tr = [scores[e.key(root)] for e in train]
+    X_tr = features(s_tr, det_names)
+    y_tr = np.array([FIT_CLASSES.index(e.label) for e in train])
+    g_tr = np.array([e.group for e in train])
+    scored = np.array([sum(s.get(d) is not None for s in s_tr) for d in det_names])
+    kept_default: dict[str, str] = {}
+    fit_idx = []
+    for j, d in enumerate(det_names):
+        labels = set(get_detector_class(d).labels) if d in kinds else set()
+        if kinds.get(d) in CONTAINER_KINDS:
+            kept_default[d] = f"{kinds[d]} detector: reads the container, which the equalised examples lack"
+        elif not free_weights and not labels & set(FIT_CLASSES[1:]):
+            kept_default[d] = "speaks only for classes without training examples (" + ", ".join(sorted(labels)) + ")"
+        elif scored[j] < min_scored:
+            kept_default[d] = f"scored {int(scored[j])} training examples (< {min_scored})"
+        elif X_tr[:, j].std() <= 1e-9:
+            kept_default[d] = "gave the same score to every training example"
+        else:
+            fit_idx.append(j)
+    if not fit_idx:
+        raise ValueError("no detector scored enough training examples to fit anything")
+    fitted = [det_names[j] for j in fit_idx]
+    # centre each fitted detector on its median score over the training side's real photos, so that
+    # its usual "nothing found" score contributes nothing and the biases stay class priors
+    centers: dict[str, float] = {}
+    if center:
+        for d in fitted:
+            if "face_manipulated" in get_detector_class(d).labels:
+                continue  # its face_manipulated weight is hand-set, on the plain logit
+            v = [s[d] for s, lab in zip(s_tr, y_tr) if lab == 0 and s.get(d) is not None]
+            if v:
+                centers[d] = round(float(np.clip(np.median(v), 0.01, 0.99)), 4)
+    X_tr = features(s_tr, fitted, centers)
+    O_tr = hand_set_offsets(s_tr, fitted, face_only=False)
+    if free_weights:
+        mask, nonneg = None, False
+    else:  # each detector speaks only for its own labels, and only in their favour
+        mask = np.array([[c in get_detector_class(d).labels for d in fitted] for c in FIT_CLASSES[1:]])
+        nonneg = True
+    fit = fit_fusion(X_tr, y_tr, g_tr, offsets=O_tr, seed=seed, fit_bias=True, mask=mask, nonneg=nonneg)
+    W, b = fit["W"], fit["b"]  # (3, D), (3,), the out-of-fold temperature already folded in
+    facts: dict[str, Any] = {"fitted_detectors": fitted, "hand_set_detectors": kept_default, "centers": centers,
+                             "C": fit["C"],
+                             "cv_nll": fit["cv_nll"], "stage1_oof_temperature": round(fit["temperature"], 4)}
+    scale_v, delta = np.ones(len(FIT_CLASSES) + 1), np.zeros(len(FIT_CLASSES) + 1)
+    s_cal = [scores[e.key(root)] for e in calib]
+    y_cal = np.array([FIT_CLASSES.index(e.label) for e in calib])
+    if calibrate == "calib" and len(calib) and len(set(y_cal.tolist())) == len(FIT_CLASSES):
+        X_cal = features(s_cal, fitted, centers)
+        F_cal = np.zeros((len(calib), len(FIT_CLASSES) + 1))
+        F_cal[:, 1:3] = X_cal @ W[1:].T + b[1:]
+        O_cal = hand_set_offsets(s_cal, fitted, face_only=False)
+        groups = {"shared": [[1, 2]], "per-class": [[1], [2]], "ai": [[1]], "none": []}[scale]
+        scale_v, delta = fit_calibration(F_cal, y_cal, O_cal, balanced_weights(y_cal), scaled=groups)
+    facts["stage2"] = {"on": calibrate, "scale": scale,
+                       "temperature": {c: round(1.0 / float(scale_v[k]), 4) for k, c in enumerate(FIT_CLASSES) if k},
+                       "delta": {c: round(float(delta[k]), 4) for k, c in enumerate(FIT_CLASSES) if k}}
+    k3 = len(FIT_CLASSES)
+    W, b = W * scale_v[:k3, None], b * scale_v[:k3] + delta[:k3]
+    weights: dict[str, dict[str, float]] = {}
+    for k, d in enumerate(fitted):
+        cls = get_detector_class(d)
+        w = {c: round(float(W[FIT_CLASSES.index(c), k]), 5) for c in FIT_CLASSES[1:]}
+        w["face_manipulated"] = float(cls.weight) if "face_manipulated" in cls.labels else 0.0
+        weights[d] = w
+    bias = {c: round(float(b[FIT_CLASSES.index(c)]), 5) for c in FIT_CLASSES[1:]}
+    bias["face_manipulated"] = DEFAULT_BIAS["face_manipulated"]
+    model = FusionModel(bias=bias, weights=weights, temperature=1.0, inconclusive_below=DEFAULT_INCONCLUSIVE_BELOW,
+                        thresholds={"authentic": authentic_threshold}, centers=centers, source="fitted")
+    # decision threshold of the fake classes: at most max_fpr of the calibration side's real photos
+    # (every view) called fake
+    sel = calib if len(calib) else train
+    P = np.array([[p[c] for c in ("authentic", "ai_generated", "edited", "face_manipulated")]
+                  for p in (model.probabilities(_findings(scores[e.key(root)])) for e in sel)])
+    t, table = choose_fake_threshold(P, [e.label for e in sel], max_fpr)
+    model.thresholds.update({"ai_generated": t, "edited": t})
+    facts["threshold"] = {"fake": t, "authentic": authentic_threshold, "max_fpr": max_fpr,
+                          "chosen_on": "calib" if len(calib) else "train (not held out)",
+                          "tradeoff": [r for r in table if r["threshold"] in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, t)]}
+    return model, facts
 
-    cached: dict[str, Any] = {}
-    if cache_path and cache_path.is_file():
-        try:
-            doc = json.loads(cache_path.read_text())
-            if doc.get("key") == cache_key:
-                cached = doc["scores"]
-        except (OSError, ValueError, KeyError):
-            cached = {}
-    scores: dict[str, dict[str, float | None]] = {}
-    failed: list[tuple[str, str]] = []
-    px_cache: dict[str, np.ndarray] = {}
-    todo = [e for e in examples if e.key not in cached]
-    t0 = time.perf_counter()
-    for ex in tqdm(todo, desc="scoring examples", unit="img", file=sys.stderr,
-                   disable=(None if progress is None else not progress), dynamic_ncols=True):
-        try:
-            sample = decode(make_example_bytes(ex, px_cache), path=ex.path)
-        except (InputError, ValueError, OSError) as e:
-            failed.append((ex.path, str(e)))
-            continue
-        findings, _t, _errors = pipe.run_findings(sample)
-        scores[ex.key] = {f.detector: (None if f.score is None else float(f.score)) for f in findings}
-        if cache_path and len(scores) % 25 == 0:
-            _write_cache(cache_path, cache_key, {**cached, **scores})
-    if cache_path:
-        _write_cache(cache_path, cache_key, {**cached, **scores})
-    return {**cached, **scores}, failed, time.perf_counter() - t0
 
-
-def _examples_fingerprint(examples: list[Example]) -> str:
-    import hashlib
-
-    paths = [e.path for e in examples] + [e.donor for e in examples if e.donor]
-    root = os.path.commonpath(paths) if paths else ""
-    h = hashlib.sha256()
-    for e in sorted(examples, key=lambda x: x.key):
-        rel = os.path.relpath(e.path, root)
-        donor = os.path.relpath(e.donor, root) if e.donor else ""
-        h.update(f"{e.side}|{e.label}|{rel}|{donor}|{e.seed}\n".encode())
-    return h.hexdigest()[:16]
-
-
-def _write_cache(path: Path, key: str, scores: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, "scores": scores}))
-    tmp.replace(path)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, metavar="DATASET",
+                   help="dataset (the shared data folder, class folders or a CSV manifest)")
+    p.add_argument("--out", default=str(FUSION_FILE), metavar="FUSION.json",
+                   help="where to write the fitted fusion (default: the shipped file)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the subsets and the edits")
+    p.add_argument("--authentic", type=int, default=90, metavar="N",
+                   help="real photos on the training side (default 90)")
+    p.add_argument("--edited", type=int, default=90, metavar="N",
+                   help="synthetic edits on the training side (default 90)")
+    p.add_argument("--edited-val", type=int, default=40, metavar="N",
+                   help="synthetic edits over the calibration and test sides (default 40)")
+    p.add_argument("--views", type=int, default=2, metavar="K",
+                   help="random perturbed views of each training image besides its equalised copy (default 2; "
+                   "generated images get K + 2)")
+    p.add_argument("--val-fraction", type=float, default=0.3, help="share of groups held out (default 0.3)")
+    p.add_argument("--test-fraction", type=float, default=0.5,
+                   help="share of the held-out side kept for testing; the rest calibrates (default 0.5)")
+    p.add_argument("--detectors", metavar="A,B", help="detectors to run (default: the default set)")
+    p.add_argument("--min-scored", type=int, default=10, metavar="K",
+                   help="fit a detector only when it scored at least K training examples (default 10)")
+    p.add_argument("--cache", metavar="FILE.json",
+                   help="reuse / store detector scores here; a detector whose code or weights changed is re-run")
+    p.add_argument("--rescore", metavar="A,B", help="re-run these detectors even when their scores are cached")
+    p.add_argument("--free-weights", action="store_true",
+                   help="let every fitted detector weigh on every class, with either sign (default: only on "
+                   "the classes its labels name, and >= 0)")
+    p.add_argument("--calibrate", choices=("calib", "none"), default="calib",
+                   help="second stage on the calibration side: scale and class shifts (default), or none")
+    p.add_argument("--scale", choices=("ai", "shared", "per-class", "none"), default="ai",
+                   help="which logits the second stage rescales: 'ai' only the ai_generated one (default: the "
+                   "learned detectors were trained on the training side's generated images and are over-confident "
+                   "there), 'shared' one temperature, 'per-class' one each, 'none' shifts only")
+    p.add_argument("--authentic-threshold", type=float, default=0.5,
+                   help="least probability for an authentic verdict (default 0.5)")
+    p.add_argument("--max-fpr", type=float, default=0.02,
+                   help="share of the calibration side's real photos (all views) that may get a fake verdict; "
+                   "sets the fake classes' decision threshold (default 0.02)")
+    p.add_argument("--include-detector-training", action="store_true",
+                   help="do not remove the files the shipped learned detectors were trained on from the "
+                   "held-out side (default: removed, so the held-out figures are clean)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
 def main(args: argparse.Namespace) -> int:
-    import numpy as np
-
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from verity.cli.main import EXIT_MISSING, EXIT_OK, EXIT_USAGE
 
@@ -618,16 +998,18 @@ def main(args: argparse.Namespace) -> int:
 
     cv2.setNumThreads(1)
     from verity import __version__
-    from verity.core.fusion import DEFAULT_BIAS, DEFAULT_INCONCLUSIVE_BELOW, FusionModel
-    from verity.core.registry import get_detector_class
+    from verity.core.fusion import FusionModel
     from verity.pipeline import Pipeline
-    from verity.train.data import detector_training_paths, fingerprint, read_dataset
+    from verity.train.data import detector_training_paths, read_dataset
 
-    if args.limit < 30:
-        sys.stderr.write("verity train fusion: --limit must be at least 30\n")
+    if min(args.authentic, args.edited) < 10 or args.edited_val < 0 or args.views < 0:
+        sys.stderr.write("verity train fusion: --authentic and --edited must be at least 10, --views >= 0\n")
         return EXIT_USAGE
-    if not 0.05 <= args.val_fraction <= 0.8:
-        sys.stderr.write("verity train fusion: --val-fraction must be in [0.05, 0.8]\n")
+    if not 0.05 <= args.val_fraction <= 0.8 or not 0.1 <= args.test_fraction <= 0.9:
+        sys.stderr.write("verity train fusion: --val-fraction must be in [0.05, 0.8], --test-fraction in [0.1, 0.9]\n")
+        return EXIT_USAGE
+    if not 0.0 <= args.max_fpr < 1.0 or not 0.25 <= args.authentic_threshold <= 0.99:
+        sys.stderr.write("verity train fusion: --max-fpr must be in [0, 1), --authentic-threshold in [0.25, 0.99]\n")
         return EXIT_USAGE
     t_start = time.perf_counter()
     records = read_dataset(args.data)
@@ -637,7 +1019,7 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     dets = [d.strip() for d in args.detectors.split(",") if d.strip()] if args.detectors else None
     try:
-        pipe = Pipeline(dets, fusion=FusionModel())  # hand-set fusion; only findings are used
+        pipe = Pipeline(dets, fusion=FusionModel())  # only the detector list is used
     except KeyError as e:
         sys.stderr.write(f"verity train fusion: {e.args[0]}\n")
         return EXIT_USAGE
@@ -645,108 +1027,69 @@ def main(args: argparse.Namespace) -> int:
     if not det_names:
         sys.stderr.write("verity train fusion: no detectors are registered and available\n")
         return EXIT_MISSING
-    exclude = {} if args.include_detector_training else detector_training_paths(args.data, records)
-    examples, split = plan_examples(records, args.limit, args.val_fraction, args.seed, exclude)
-    cache_key = fingerprint(records, args.seed, args.limit, args.val_fraction, sorted(det_names), __version__,
-                            sorted(sorted(v) for v in exclude.values()))
-    scores, failed, secs = _score_examples(
-        examples, pipe, Path(args.cache) if args.cache else None, cache_key, False if args.quiet else None
-    )
-    examples = [e for e in examples if e.key in scores]
-    train = [e for e in examples if e.side == "train"]
-    val = [e for e in examples if e.side == "val"]
-    X_tr = features([scores[e.key] for e in train], det_names)
-    y_tr = np.array([FIT_CLASSES.index(e.label) for e in train])
-    g_tr = np.array([e.group for e in train])
-    scored = np.array([sum(scores[e.key].get(d) is not None for e in train) for d in det_names])
     kinds = {d.name: d.kind for d in pipe.detectors}
-    kept_default: dict[str, str] = {}
-    fit_idx = []
-    for j, d in enumerate(det_names):
-        if kinds[d] in CONTAINER_KINDS:
-            kept_default[d] = f"{kinds[d]} detector: reads the container, which the re-encoded training data lacks"
-        elif scored[j] < args.min_scored:
-            kept_default[d] = f"scored {int(scored[j])} training examples (< {args.min_scored})"
-        elif X_tr[:, j].std() <= 1e-9:
-            kept_default[d] = "gave the same score to every training example"
-        else:
-            fit_idx.append(j)
-    if not fit_idx:
-        sys.stderr.write("verity train fusion: no detector scored enough training examples to fit anything\n")
+    exclude = {} if args.include_detector_training else detector_training_paths(args.data, records)
+    train_r, calib_r, test_r, split = split_sides(records, args.val_fraction, args.seed, exclude, args.test_fraction)
+    examples = plan_examples(train_r, calib_r, test_r, args.seed, args.authentic, args.edited, args.edited_val,
+                             args.views, args.views + 2)
+    root = os.path.commonpath([r.path for r in records]) if records else ""
+    cache = ScoreCache(args.cache)
+    force = tuple(d.strip() for d in (args.rescore or "").split(",") if d.strip())
+    stale = cache.sync(det_names, force)
+    scores, failed, secs = score_examples(examples, det_names, cache, root, False if args.quiet else None)
+    examples = [e for e in examples if e.key(root) in scores and all(d in scores[e.key(root)] for d in det_names)]
+    side = {s: [e for e in examples if e.side == s] for s in ("train", "calib", "test")}
+    if not side["train"] or not {e.label for e in side["train"]} >= set(FIT_CLASSES):
+        sys.stderr.write("verity train fusion: too few training examples of each class could be made\n")
+        return EXIT_USAGE
+    try:
+        model, facts = fit_from_scores(side["train"], side["calib"], scores, det_names, kinds, root, args.seed,
+                                       args.min_scored, args.free_weights, args.calibrate, args.max_fpr,
+                                       args.authentic_threshold, args.scale)
+    except ValueError as e:
+        sys.stderr.write(f"verity train fusion: {e}\n")
         return EXIT_MISSING
-    fitted_names = [det_names[j] for j in fit_idx]
-    offsets = hand_set_offsets([scores[e.key] for e in train], fitted_names)
-    if args.free_weights:
-        mask, nonneg = None, False
-    else:  # each detector speaks only for its own labels, and only in their favour
-        mask = np.array([[c in get_detector_class(d).labels for d in fitted_names] for c in FIT_CLASSES[1:]])
-        nonneg = True
-    fit = fit_fusion(X_tr[:, fit_idx], y_tr, g_tr, offsets=offsets, seed=args.seed, fit_bias=args.fit_bias,
-                     mask=mask, nonneg=nonneg)
-    weights: dict[str, dict[str, float]] = {}
-    for k, j in enumerate(fit_idx):
-        d = det_names[j]
-        cls = get_detector_class(d)
-        w = {c: round(float(fit["W"][FIT_CLASSES.index(c), k]), 5) for c in FIT_CLASSES[1:]}
-        w["face_manipulated"] = float(cls.weight) if "face_manipulated" in cls.labels else 0.0
-        weights[d] = w
-    balanced_bias = {c: float(fit["b"][FIT_CLASSES.index(c)]) for c in FIT_CLASSES[1:]}
-    shift = {c: (DEFAULT_BIAS[c] if args.prior == "hand-set" else 0.0) for c in FIT_CLASSES[1:]}
-    bias = {c: round(balanced_bias[c] + shift[c], 5) for c in FIT_CLASSES[1:]}
-    bias["face_manipulated"] = DEFAULT_BIAS["face_manipulated"]
-    model = FusionModel(bias=bias, weights=weights, temperature=1.0, inconclusive_below=DEFAULT_INCONCLUSIVE_BELOW,
-                        source="fitted")
-    val_scores = [scores[e.key] for e in val]
-    val_labels = [e.label for e in val]
-    balanced = FusionModel(bias={**bias, **{c: round(balanced_bias[c], 5) for c in balanced_bias}},
-                           weights=weights, source="fitted, balanced prior")
-    held = {
-        "fitted": held_out_metrics(model, val_scores, val_labels),
-        "fitted_balanced_prior": held_out_metrics(balanced, val_scores, val_labels),
-        "hand_set": held_out_metrics(FusionModel(), val_scores, val_labels),
-    }
-    train_metrics = held_out_metrics(model, [scores[e.key] for e in train], [e.label for e in train])
+    held = {"fitted": example_metrics(model, side["test"], scores, root),
+            "hand_set": example_metrics(FusionModel(), side["test"], scores, root)}
+    train_metrics = held_out_metrics(model, [scores[e.key(root)] for e in side["train"]],
+                                     [e.label for e in side["train"]])
     doc = {
-        "bias": bias,
-        "weights": weights,
+        "bias": model.bias,
+        "weights": model.weights,
         "temperature": 1.0,
-        "inconclusive_below": DEFAULT_INCONCLUSIVE_BELOW,
+        "inconclusive_below": model.inconclusive_below,
+        "thresholds": model.thresholds,
+        "centers": model.centers,
         "provenance": {
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "tool": f"verity {__version__} train fusion",
             "command": "verity train fusion " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["train", "fusion"] else "",
             "data": Path(args.data).name,
             "data_fingerprint": split["dataset_fingerprint"],
-            "examples_fingerprint": _examples_fingerprint(examples),
             "seed": args.seed,
-            "limit": args.limit,
             "split": split,
-            "sizes": {
-                "train": dict(Counter(e.label for e in train)),
-                "val": dict(Counter(e.label for e in val)),
-                "failed": len(failed),
-            },
-            "augmentation": "decode, random native-resolution crop 256..768 px per side, 30% down-scale 0.5..1, "
-                            "50% flip, metadata-free JPEG quality 60..95 (every class alike); edited = "
-                            "splice / copy-move / inpaint (verity.lab.edits) on real photos",
+            "sizes": {s: {"examples": len(v), "images": len({e.item for e in v}), **Counter(e.label for e in v)}
+                      for s, v in side.items()} | {"failed": len(failed)},
+            "examples": "every image decoded and re-encoded as a metadata-free JPEG at quality 90 (the way "
+                        "`verity eval` equalises), and perturbed copies of that: training side random JPEG "
+                        "60..95, down-scale 0.5..1, central crop 0.6..0.95; calibration and test sides "
+                        + ", ".join(FIXED_VIEWS) + "; edited = splice / copy-move / inpaint (verity.lab.edits) "
+                        "on a random 384..1024 px crop of a real photo of the same side, JPEG 60..95",
             "detectors": det_names,
-            "fitted_detectors": [det_names[j] for j in fit_idx],
-            "hand_set_detectors": kept_default,
-            "model": "multinomial logistic regression on logit(score) (abstention = 0), authentic as "
-                     "reference, face_manipulated logit as a fixed offset, class-balanced, L2 with C by group "
-                     "5-fold CV, temperature from out-of-fold logits folded into the weights"
+            "detector_fingerprints": {d: cache.fps.get(d) for d in det_names},
+            "rescored": stale,
+            "model": "stage 1: multinomial logistic regression on logit(score) (abstention = 0), authentic as "
+                     "reference, hand-set detectors and the face_manipulated logit as fixed offsets, class-balanced, "
+                     "biases fitted, each fitted detector centred on its median score over real training photos, "
+                     "L2 with C by group 5-fold CV, out-of-fold temperature folded in"
                      + ("" if args.free_weights else "; weights only on each detector's labels, >= 0")
-                     + ("; biases fitted" if args.fit_bias else "; biases fixed (0 when balanced)")
-                     + ("; hand-set prior log-odds added to the biases" if args.prior == "hand-set" else ""),
-            "prior": args.prior,
-            "fit_bias": bool(args.fit_bias),
-            "free_weights": bool(args.free_weights),
-            "balanced_bias": {c: round(v, 5) for c, v in balanced_bias.items()},
-            "prior_shift": shift,
-            "C": fit["C"],
-            "cv_nll": fit["cv_nll"],
-            "fitted_temperature": round(fit["temperature"], 4),
-            "held_out": held,
+                     + "; stage 2 (" + args.calibrate + f", scale {args.scale}): logit scale and class shifts fitted "
+                     "on the calibration side (class-balanced), folded into weights and biases; fake-class decision "
+                     "threshold: the "
+                     f"least with at most {args.max_fpr:.0%} of the calibration side's real photos (all views) called fake",
+            "priors": "probabilities are calibrated for equal shares of authentic, ai_generated and edited images",
+            **facts,
+            "held_out_test": held,
             "train_metrics_not_held_out": train_metrics,
             "scoring_seconds": round(secs, 1),
         },
@@ -755,14 +1098,19 @@ def main(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     FusionModel.load(out)  # the file must load
-    print(f"fitted {len(fit_idx)} detectors on {len(train)} training examples "
-          f"({dict(Counter(e.label for e in train))}); C={fit['C']}, temperature {fit['temperature']:.2f}")
-    if kept_default:
-        print(f"kept hand-set weights: {', '.join(kept_default)}")
+    n = {s: len({e.item for e in v}) for s, v in side.items()}
+    print(f"fitted {len(facts['fitted_detectors'])} detectors on {len(side['train'])} training examples "
+          f"({n['train']} images); C={facts['C']}; calibration on {len(side['calib'])} examples ({n['calib']} images): "
+          f"T={facts['stage2']['temperature']}; fake threshold {facts['threshold']['fake']}")
+    if stale:
+        print(f"ran {len(stale)} detectors anew: {', '.join(stale)}")
     for name, m in held.items():
-        print(f"held-out ({len(val)} examples, {split['groups']['val']} groups), {name}: "
-              f"acc {m['accuracy']} (top class {m['top_class_accuracy']}), ECE {m['ece']}, AUC ai {m['auc_ai_generated']}, "
-              f"edited {m['auc_edited']}, any-fake {m['auc_any_fake']}, inconclusive {m['inconclusive_rate']}")
+        for view in FIXED_VIEWS:
+            if view in m:
+                r = m[view]
+                print(f"test ({n['test']} images) {name:<8} {view:<9} acc {r['accuracy']} ECE {r['ece']} "
+                      f"FPR {r['fpr_authentic']} AUC ai {r['auc_ai_generated']} edited {r['auc_edited']} "
+                      f"any {r['auc_any_fake']}" + (f" unchanged {r['unchanged']}" if "unchanged" in r else ""))
     if failed:
         print(f"{len(failed)} examples could not be made (unreadable files)")
     print(f"wrote {out} in {time.perf_counter() - t_start:.0f} s")
