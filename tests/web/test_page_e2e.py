@@ -258,6 +258,7 @@ def test_page_with_a_token_uses_http_basic(browser, tmp_path):
         page.goto(srv.url + "/")
         page.set_input_files("#file", str(fixture))
         page.wait_for_selector("#result:not([hidden])", timeout=30000)
+        page.wait_for_selector("#history-list .hist-item")  # the history refreshes after the result shows
         assert page.locator("#history-list .hist-item").count() == 1
         page.locator("#history-list img").scroll_into_view_if_needed()  # thumbnails load lazily
         page.wait_for_function("() => { const i = document.querySelector('#history-list img');"
