@@ -63,3 +63,49 @@ def test_usage_errors(image_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["lab", "train", "vae", "--data", str(image_dir)])
     assert e.value.code == 2
+
+
+def test_architecture_options(image_dir, tmp_path):
+    run = tmp_path / "d"
+    rc = main(["lab", "train", "diffusion", "--data", str(image_dir), "--out", str(run), "--size", "32",
+               "--steps", "1", "--batch", "2", "--ch", "8", "--mults", "1", "2", "--attn", "--patch", "2",
+               "--pred", "eps", "--schedule", "linear", "--ddim-steps", "3", "--every", "1", "--fd-n", "0",
+               "--threads", "1", "--crop", "center", "--crop-scale", "0.9", "--jitter", "0.05", "-q"])
+    assert rc == 0
+    info = json.loads((run / "run.json").read_text())
+    c = info["config"]
+    assert (c["mults"], c["attn"], c["patch"], c["pred"], c["ddim_steps"]) == ([1, 2], [], 2, "eps", 3)
+    assert (c["crop"], c["crop_scale"], c["jitter"]) == ("center", 0.9, 0.05)
+    g = tmp_path / "g"
+    rc = main(["lab", "train", "gan", "--data", str(image_dir), "--out", str(g), "--size", "32", "--steps", "1",
+               "--batch", "2", "--nz", "8", "--ngf", "8", "--ndf", "4", "--lr-d", "0.001", "--betas", "0.0", "0.9",
+               "--no-diffaug", "--every", "1", "--fd-n", "0", "--threads", "1", "-q"])
+    assert rc == 0
+    c = json.loads((g / "run.json").read_text())["config"]
+    assert (c["nz"], c["ngf"], c["ndf"], c["lr_d"], c["betas"], c["diffaug"]) == (8, 8, 4, 0.001, [0.0, 0.9], False)
+    a = tmp_path / "a"
+    rc = main(["lab", "train", "autoencoder", "--data", str(image_dir), "--out", str(a), "--size", "32",
+               "--steps", "1", "--batch", "2", "--ch", "8", "--mults", "1", "2", "4", "--latent", "4",
+               "--upsample", "nearest", "--every", "1", "--fd-n", "0", "--threads", "1", "-q"])
+    assert rc == 0
+    c = json.loads((a / "run.json").read_text())["config"]
+    assert (c["mults"], c["latent"], c["upsample"]) == ([1, 2, 4], 4, "nearest")
+
+
+def test_architecture_option_errors(image_dir, tmp_path, capsys):
+    d = str(image_dir)
+    assert main(["lab", "train", "gan", "--data", d, "--mults", "1", "2", "-q"]) == 2
+    assert "applies to the autoencoder/diffusion only" in capsys.readouterr().err
+    assert main(["lab", "train", "autoencoder", "--data", d, "--attn", "8", "-q"]) == 2
+    assert main(["lab", "train", "diffusion", "--data", d, "--no-diffaug", "-q"]) == 2
+    capsys.readouterr()
+    # a value the family rejects: one line, exit 2
+    rc = main(["lab", "train", "gan", "--data", d, "--out", str(tmp_path / "x"), "--upsample", "transpose",
+               "--loss", "hinge", "--size", "32", "--steps", "1", "--batch", "2", "--ngf", "4", "--ndf", "4",
+               "--nz", "4", "--fd-n", "0", "-q", "--crop", "center", "--crop-scale", "2"])
+    assert rc == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert not (tmp_path / "x").exists()  # rejected before the run folder is made
+    # changing the model when resuming is refused
+    assert main(["lab", "train", "diffusion", "--data", d, "--out", str(tmp_path / "y"), "--resume", "--ch", "8",
+                 "-q"]) == 2

@@ -51,3 +51,43 @@ def test_undecodable_only(tmp_path):
     (tmp_path / "x.jpg").write_bytes(b"garbage")
     with pytest.raises(DataError, match="none of the images"):
         ImageSet(list_images(tmp_path), 32).load()
+
+
+def test_center_crop_frames_the_same_region(tmp_path):
+    """``crop_mode="center"`` takes the framed square (scale, vertical position) of every image;
+    without jitter only the flip varies, and jitter moves the window only a little."""
+    from PIL import Image
+
+    h, w = 120, 100
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:60] = (255, 0, 0)  # top half red, bottom half blue
+    img[60:] = (0, 0, 255)
+    Image.fromarray(img).save(tmp_path / "p.png")
+    files = list_images(tmp_path)
+    # a square of 0.5 * 100 = 50 px centred at y = 0.25 * 120 = 30 lies entirely in the red half
+    s = ImageSet(files, 16, crop_mode="center", crop_scale=0.5, crop_y=0.25).load()
+    c = s.batch(4, np.random.default_rng(0))
+    assert (c[..., 0] > 200).all() and (c[..., 2] < 50).all()
+    # centred at y = 0.75 * 120 = 90: entirely blue
+    s = ImageSet(files, 16, crop_mode="center", crop_scale=0.5, crop_y=0.75).load()
+    c = s.batch(4, np.random.default_rng(0))
+    assert (c[..., 2] > 200).all() and (c[..., 0] < 50).all()
+    # centred on the boundary: half and half, with jitter the boundary moves by a few pixels only
+    s = ImageSet(files, 32, crop_mode="center", crop_scale=0.8, crop_y=0.5, jitter=0.05).load()
+    c = s.batch(16, np.random.default_rng(0)).astype(float)
+    red_rows = (c[..., 0] > 127).mean(axis=(2,))  # (n, 32): share of red pixels per row
+    tops = (red_rows > 0.5).sum(axis=1)
+    assert 12 <= tops.min() and tops.max() <= 20 and len(set(tops.tolist())) > 1
+    # random crops (the default) are not confined to one half
+    s = ImageSet(files, 16).load()
+    c = s.batch(32, np.random.default_rng(0))
+    assert (c[..., 0] > 200).mean() > 0.2 and (c[..., 2] > 200).mean() > 0.2
+
+
+def test_crop_options_validated(tmp_path):
+    from verity.lab.data import DataError
+
+    with pytest.raises(DataError):
+        ImageSet([], 32, crop_mode="middle")
+    with pytest.raises(DataError):
+        ImageSet([], 32, crop_mode="center", crop_scale=1.5)

@@ -45,10 +45,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     t.add_argument("--every", type=int, default=500, help="checkpoint + sample grid + FD every N steps (500)")
-    t.add_argument("--vae", action="store_true", help="autoencoder: variational (KL term), samples from N(0, I)")
-    t.add_argument("--loss", choices=["hinge", "ns"], help="gan: hinge (default) or non-saturating")
-    t.add_argument("--schedule", choices=["linear", "cosine"], help="diffusion: noise schedule (linear)")
-    t.add_argument("--ch", type=int, help="base channel width (autoencoder/diffusion)")
+    arch = t.add_argument_group(
+        "model options", "Defaults per family: see docs/lab.md or DEFAULTS in src/verity/lab/models/*.py. "
+        "An option that does not apply to the chosen family is a usage error (exit 2).")
+    arch.add_argument("--vae", action="store_true", help="autoencoder: variational (KL term), samples from N(0, I)")
+    arch.add_argument("--loss", choices=["hinge", "ns"], help="gan: hinge (default) or non-saturating")
+    arch.add_argument("--schedule", choices=["linear", "cosine"], help="diffusion: noise schedule (default cosine)")
+    arch.add_argument("--pred", choices=["eps", "v", "x0"],
+                      help="diffusion: the network predicts the noise, v or the clean image (default x0)")
+    arch.add_argument("--ch", type=int, help="base channel width (autoencoder 16, diffusion 64; gan: sets --ngf and "
+                      "--ndf)")
+    arch.add_argument("--mults", type=int, nargs="+", metavar="M",
+                      help="autoencoder/diffusion: width multiplier per resolution level, one level per number "
+                      "(autoencoder 1 2: latent at 1/4 side; diffusion 1 2)")
+    arch.add_argument("--latent", type=int, help="autoencoder: latent channels (16)")
+    arch.add_argument("--upsample", choices=["transpose", "nearest"],
+                      help="autoencoder/gan: learned up-sampling by transposed conv or nearest + conv "
+                      "(autoencoder transpose, gan nearest)")
+    arch.add_argument("--nres", type=int, help="diffusion: residual blocks per level (1)")
+    arch.add_argument("--patch", type=int, choices=[1, 2, 4],
+                      help="diffusion: fold PxP pixel patches into channels before the U-Net (4: 64 px -> 16x16x48)")
+    arch.add_argument("--attn", type=int, nargs="*", metavar="SIDE",
+                      help="diffusion: self-attention at these feature-map sides after patching (8); no value: none")
+    arch.add_argument("--nz", type=int, help="gan: latent dimension (128)")
+    arch.add_argument("--ngf", type=int, help="gan: generator base width (32)")
+    arch.add_argument("--ndf", type=int, help="gan: discriminator base width (32)")
+    arch.add_argument("--lr-d", type=float, help="gan: discriminator learning rate (4e-4; --lr is the generator's)")
+    arch.add_argument("--betas", type=float, nargs=2, metavar=("B1", "B2"), help="gan: Adam betas (0.5 0.999)")
+    arch.add_argument("--no-diffaug", action="store_true", help="gan: no differentiable augmentation")
+    arch.add_argument("--ema", type=float, help="gan/diffusion: decay of the weight average used for sampling")
+    arch.add_argument("--ddim-steps", type=int, help="diffusion: default DDIM steps of the run's sampler (50)")
+    t.add_argument("--crop", choices=["random", "center"], default="random",
+                   help="training crops: 'random' squares of any scale anywhere (scenes; default) or 'center': one "
+                   "framed square per image (portraits, see --crop-scale, --crop-y, --jitter)")
+    t.add_argument("--crop-scale", type=float, default=1.0,
+                   help="--crop center: square side as a fraction of the short side (1.0)")
+    t.add_argument("--crop-y", type=float, default=0.5,
+                   help="--crop center: vertical centre of the square as a fraction of the height (0.5)")
+    t.add_argument("--jitter", type=float, default=0.0,
+                   help="--crop center: random shift and scale of up to this fraction of the side (0)")
     t.add_argument("--fd-n", type=int, default=64, help="images for the Frechet distance per checkpoint (0: off)")
     t.add_argument("--max-side", type=int, default=384, help="training images are cached at this long side (384)")
     t.add_argument("--threads", type=int, help="torch CPU threads (default min(2, cores))")
@@ -113,29 +148,54 @@ def _train(args: argparse.Namespace) -> int:
         return rc
     from verity.lab.trainer import train
 
-    over = {}
-    if args.vae:
-        if args.family != "autoencoder":
-            sys.stderr.write("verity lab train: --vae applies to the autoencoder only\n")
-            return 2
-        over["vae"] = True
-    for key, fam in (("loss", "gan"), ("schedule", "diffusion"), ("ch", None), ("lr", None)):
-        v = getattr(args, key)
-        if v is not None:
-            if fam and args.family != fam:
-                sys.stderr.write(f"verity lab train: --{key} applies to the {fam} only\n")
+    over: dict = {}
+    # CLI option -> (family option, families it applies to; None: all)
+    table = {
+        "loss": ("loss", {"gan"}), "schedule": ("schedule", {"diffusion"}), "pred": ("pred", {"diffusion"}),
+        "lr": ("lr", None), "ch": ("ch", {"autoencoder", "diffusion", "gan"}),
+        "mults": ("mults", {"autoencoder", "diffusion"}), "latent": ("latent", {"autoencoder"}),
+        "upsample": ("upsample", {"autoencoder", "gan"}), "nres": ("nres", {"diffusion"}),
+        "patch": ("patch", {"diffusion"}), "attn": ("attn", {"diffusion"}), "nz": ("nz", {"gan"}),
+        "ngf": ("ngf", {"gan"}), "ndf": ("ndf", {"gan"}), "lr_d": ("lr_d", {"gan"}), "betas": ("betas", {"gan"}),
+        "ema": ("ema", {"gan", "diffusion"}), "ddim_steps": ("ddim_steps", {"diffusion"}),
+    }
+    flags = {"vae": ("vae", {"autoencoder"}, True), "no_diffaug": ("diffaug", {"gan"}, False)}
+    for name, (key, fams, value) in flags.items():
+        if getattr(args, name):
+            if args.family not in fams:
+                sys.stderr.write(f"verity lab train: --{name.replace('_', '-')} applies to the {'/'.join(sorted(fams))} "
+                                 "only\n")
                 return 2
-            if key == "ch" and args.family == "gan":
-                over["ngf"] = over["ndf"] = v
-            else:
-                over[key] = v
+            over[key] = value
+    for name, (key, fams) in table.items():
+        v = getattr(args, name)
+        if v is None:
+            continue
+        if fams is not None and args.family not in fams:
+            sys.stderr.write(f"verity lab train: --{name.replace('_', '-')} applies to the {'/'.join(sorted(fams))} "
+                             "only\n")
+            return 2
+        if key == "ch" and args.family == "gan":
+            over.setdefault("ngf", v)
+            over.setdefault("ndf", v)
+        else:
+            over[key] = list(v) if isinstance(v, list) else v
+    if args.resume and over:
+        sys.stderr.write("verity lab train: model options cannot change when resuming (the run keeps its "
+                         "configuration); drop " + ", ".join(sorted(over)) + "\n")
+        return 2
     out = args.out or f"runs/{args.family}"
     try:
         info = train(args.family, args.data, out, steps=args.steps, size=args.size, batch=args.batch, seed=args.seed,
                      every=args.every, resume=args.resume, device=args.device, threads=args.threads,
-                     fd_n=args.fd_n, max_side=args.max_side, progress=not args.quiet, **over)
+                     fd_n=args.fd_n, max_side=args.max_side, progress=not args.quiet,
+                     crop=args.crop, crop_scale=args.crop_scale, crop_y=args.crop_y, jitter=args.jitter, **over)
     except KeyboardInterrupt:
         return 130
+    except (KeyError, ValueError) as e:  # a bad option value rejected by the family
+        msg = e.args[0] if e.args else str(e)
+        sys.stderr.write(f"verity lab train: {msg}\n")
+        return 2
     m = info.get("metrics", {})
     fd = m.get("fd_mobilenetv2")
     last = ", ".join(f"{k} {v:.4f}" for k, v in (m.get("mean_last_50") or {}).items())

@@ -4,8 +4,11 @@ Images are decoded once, with EXIF orientation applied, downscaled so that the l
 ``max_side`` and kept in memory as uint8. Training batches are random square crops (side drawn
 log-uniformly between ``size`` and the short side of the cached image, so both whole-picture
 downscales and near-native detail appear) resized to ``size`` with area interpolation, with random
-horizontal flips. All randomness comes from one ``numpy.random.Generator`` so a run can be resumed
-exactly by restoring its state.
+horizontal flips. ``crop_mode="center"`` instead takes one square per image, ``crop_scale`` of its short
+side, centred horizontally and at ``crop_y`` (fraction of the height) vertically, shifted and scaled
+by up to ``jitter`` (a fraction of the side) at random: for folders of similarly framed photos
+(portraits), where the whole subject should appear in every crop. All randomness comes from one
+``numpy.random.Generator`` so a run can be resumed exactly by restoring its state.
 """
 
 from __future__ import annotations
@@ -113,12 +116,33 @@ class ImageSet:
         Side of the square crops :meth:`batch` returns.
     max_side : int
         Long side of the cached images.
+    crop_mode : {"random", "center"}
+        ``random``: squares of a log-uniform side anywhere in the image; ``center``: one framed square
+        per image (see ``crop_scale``, ``crop_y``, ``jitter``).
+    crop_scale : float
+        ``center``: side of the square as a fraction of the image's short side (0 < s <= 1).
+    crop_y : float
+        ``center``: vertical centre of the square as a fraction of the image height.
+    jitter : float
+        ``center``: random shift (each axis) and scale change of up to this fraction of the side.
     """
 
     files: list[Path]
     size: int
     max_side: int = 384
     images: list[np.ndarray] = field(default_factory=list, repr=False)
+    crop_mode: str = "random"
+    crop_scale: float = 1.0
+    crop_y: float = 0.5
+    jitter: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.crop_mode not in ("random", "center"):
+            raise DataError(f"crop mode must be 'random' or 'center', got {self.crop_mode!r}")
+        if not 0 < self.crop_scale <= 1:
+            raise DataError(f"crop_scale must be in (0, 1], got {self.crop_scale}")
+        if not 0 <= self.jitter < 0.5:
+            raise DataError(f"jitter must be in [0, 0.5), got {self.jitter}")
 
     def load(self, progress: bool = False) -> "ImageSet":
         import cv2
@@ -154,17 +178,33 @@ class ImageSet:
         im = self.images[idx]
         h, w = im.shape[:2]
         short = min(h, w)
-        lo, hi = np.log(self.size), np.log(short)
-        side = int(round(np.exp(rng.uniform(lo, hi)))) if hi > lo else short
-        side = min(max(side, self.size), short)
-        y = int(rng.integers(0, h - side + 1))
-        x = int(rng.integers(0, w - side + 1))
+        if self.crop_mode == "center":
+            y, x, side = self._framed(h, w, rng)
+        else:
+            lo, hi = np.log(self.size), np.log(short)
+            side = int(round(np.exp(rng.uniform(lo, hi)))) if hi > lo else short
+            side = min(max(side, self.size), short)
+            y = int(rng.integers(0, h - side + 1))
+            x = int(rng.integers(0, w - side + 1))
         c = im[y:y + side, x:x + side]
         if side != self.size:
             c = resize_area(c, self.size)
         if rng.random() < 0.5:
             c = c[:, ::-1]
         return np.ascontiguousarray(c)
+
+    def _framed(self, h: int, w: int, rng: np.random.Generator) -> tuple[int, int, int]:
+        """(y, x, side) of the framed square, jittered, clipped into the image."""
+        short = min(h, w)
+        j = self.jitter
+        u = rng.uniform(-1.0, 1.0, 3) if j > 0 else np.zeros(3)
+        side = int(round(self.crop_scale * short * (1.0 + j * u[0])))
+        side = min(max(side, min(self.size, short)), short)
+        cy = self.crop_y * h + j * side * u[1]
+        cx = 0.5 * w + j * side * u[2]
+        y = int(round(min(max(cy - side / 2, 0), h - side)))
+        x = int(round(min(max(cx - side / 2, 0), w - side)))
+        return y, x, side
 
     def batch(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` random crops: (n, size, size, 3) uint8."""

@@ -81,7 +81,7 @@ def load_run(run_dir: str | os.PathLike, device: str | None = None, with_optimiz
     """
     import torch
 
-    from verity.lab.models import create_family
+    from verity.lab.models import create_family, stored_config
 
     d = Path(run_dir)
     ck, rj = d / CHECKPOINT, d / RUN_JSON
@@ -89,7 +89,8 @@ def load_run(run_dir: str | os.PathLike, device: str | None = None, with_optimiz
         raise RunError(f"{d} is not a lab run (no {CHECKPOINT} / {RUN_JSON}); train one with `verity lab train`")
     info = json.loads(rj.read_text(encoding="utf-8"))
     state = torch.load(ck, map_location="cpu", weights_only=False)
-    fam = create_family(state["family"], device=device or default_device(), **state["family_state"]["cfg"])
+    fam = create_family(state["family"], device=device or default_device(),
+                        **stored_config(state["family"], state["family_state"]["cfg"]))
     fam.load_state_dict(state["family_state"], with_optimizers=with_optimizers)
     fam.eval()
     return fam, info
@@ -113,6 +114,10 @@ def train(
     heldout: float = 0.1,
     grid: int = 36,
     progress: bool = True,
+    crop: str = "random",
+    crop_scale: float = 1.0,
+    crop_y: float = 0.5,
+    jitter: float = 0.0,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Train (or resume) a run; returns the final ``run.json`` contents.
@@ -136,12 +141,17 @@ def train(
         Checkpoint, grid and Frechet distance every this many steps (and at the end).
     fd_n : int
         Samples and held-out crops for the Frechet distance; 0 disables it.
+    crop, crop_scale, crop_y, jitter
+        How training crops are taken (see :class:`verity.lab.data.ImageSet`): ``"random"`` squares
+        of any scale (scenes), or ``"center"``: one framed square per image, ``crop_scale`` of the
+        short side centred at ``crop_y`` of the height, jittered by up to ``jitter`` (portraits).
+        Stored in ``run.json``; a resumed run uses the stored values.
     overrides
         Family options (see ``DEFAULTS`` in each family module), e.g. ``vae=True``, ``lr=...``.
     """
     import torch
 
-    from verity.lab.models import create_family, default_config
+    from verity.lab.models import create_family, default_config, stored_config
 
     set_threads(threads)
     device = device or default_device()
@@ -154,9 +164,14 @@ def train(
         state = torch.load(ck_path, map_location="cpu", weights_only=False)
         if state["family"] != family:
             raise RunError(f"{out} is a {state['family']} run, not {family}")
-        cfg = dict(state["family_state"]["cfg"])
+        cfg = stored_config(family, state["family_state"]["cfg"])
         info = json.loads((out / RUN_JSON).read_text(encoding="utf-8"))
         seed = int(info["config"]["seed"])
+        crop = info["config"].get("crop", "random")
+        crop_scale = float(info["config"].get("crop_scale", 1.0))
+        crop_y = float(info["config"].get("crop_y", 0.5))
+        jitter = float(info["config"].get("jitter", 0.0))
+        max_side = int(info["config"].get("max_side", max_side))
         if steps is not None:
             cfg["steps"] = int(steps)
     else:
@@ -166,6 +181,8 @@ def train(
         if cfg["size"] not in (32, 64, 128, 256) and cfg["size"] % 16:
             raise RunError(f"--size must be a multiple of 16 (64 or 128 recommended), got {cfg['size']}")
     steps = int(cfg["steps"])
+    ImageSet([], cfg["size"], max_side, crop_mode=crop, crop_scale=crop_scale, crop_y=crop_y,
+             jitter=jitter)  # validates the crop options before anything is written
 
     roots = [data] if isinstance(data, (str, os.PathLike)) else list(data)
     if not roots:
@@ -192,7 +209,8 @@ def train(
             "family": family,
             "created": _dt.datetime.now().isoformat(timespec="seconds"),
             "config": {**cfg, "seed": seed, "every": every, "fd_n": fd_n, "max_side": max_side,
-                       "heldout": heldout, "device": device, "threads": torch.get_num_threads()},
+                       "heldout": heldout, "crop": crop, "crop_scale": crop_scale,
+                       "crop_y": crop_y, "jitter": jitter, "device": device, "threads": torch.get_num_threads()},
             "data": {"dirs": [str(Path(r).resolve()) for r in roots], "files": len(files), "train_files": len(train_files),
                      "heldout_files": len(held_files), "fingerprint": fp},
             "params": fam.n_params(),
@@ -208,8 +226,10 @@ def train(
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "samples").mkdir(exist_ok=True)
-    trainset = ImageSet(train_files, cfg["size"], max_side).load(progress=progress)
-    heldset = ImageSet(held_files, cfg["size"], max_side).load() if held_files else None
+    framing = {"crop_mode": crop, "crop_scale": crop_scale, "crop_y": crop_y}
+    trainset = ImageSet(train_files, cfg["size"], max_side, jitter=jitter, **framing).load(progress=progress)
+    # held-out crops for the grid and the Frechet distance: same framing, no jitter
+    heldset = ImageSet(held_files, cfg["size"], max_side, **framing).load() if held_files else None
     info["data"]["train_images_decoded"] = len(trainset.images)
     _json_dump(out / RUN_JSON, info)
 

@@ -40,6 +40,16 @@ def default_config(name: str, **overrides: Any) -> dict[str, Any]:
     return cfg
 
 
+def stored_config(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """A run's stored configuration completed for the current code: options the run predates get
+    their ``LEGACY`` value (the behaviour the run was trained with), not today's default."""
+    cls = family_class(name)
+    out = dict(cfg)
+    for k, v in getattr(cls, "LEGACY", {}).items():
+        out.setdefault(k, v)
+    return out
+
+
 def create_family(name: str, device: str = "cpu", **cfg: Any):
     """Build a family (models + optimisers) from its defaults updated with ``cfg``."""
     return family_class(name)(default_config(name, **cfg), device=device)

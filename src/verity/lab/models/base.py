@@ -22,6 +22,8 @@ class Family:
 
     name: ClassVar[str] = ""
     DEFAULTS: ClassVar[dict[str, Any]] = {}
+    #: option -> the behaviour a run had before the option existed (used when loading old runs)
+    LEGACY: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, cfg: dict[str, Any], device: str = "cpu"):
         self.cfg = dict(cfg)

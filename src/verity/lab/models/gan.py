@@ -8,7 +8,8 @@ checkerboard artefacts in short runs, Odena et al. 2016) or DCGAN's 4x4 stride-2
 convolution with ``upsample="transpose"``. Discriminator: 4x4 stride-2 convolutions with
 spectral normalisation and LeakyReLU(0.2) down to 4x4, then a 4x4 convolution to one logit.
 
-Loss: hinge (default) or the non-saturating loss. Adam, lr 2e-4, betas (0.5, 0.999) as in DCGAN.
+Loss: hinge (default) or the non-saturating loss. Adam with betas (0.5, 0.999) as in DCGAN, lr 2e-4
+for the generator and 4e-4 for the discriminator (two time-scale update rule, Heusel et al. 2017).
 With a few hundred training images the discriminator memorises them quickly; differentiable
 augmentation (Zhao et al. 2020, "DiffAugment": random brightness/saturation/contrast, translation by
 up to 1/8 of the side and a cutout), applied identically to real and generated images before the
@@ -117,7 +118,7 @@ class GAN(Family):
         "steps": 3000,
         "batch": 32,
         "lr": 2e-4,
-        "lr_d": 2e-4,
+        "lr_d": 4e-4,
         "betas": [0.5, 0.999],
         "nz": 128,
         "ngf": 32,
