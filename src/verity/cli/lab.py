@@ -149,37 +149,39 @@ def _train(args: argparse.Namespace) -> int:
     from verity.lab.trainer import train
 
     over: dict = {}
-    # CLI option -> (family option, families it applies to; None: all)
+    # family option -> families it applies to (None: all); the CLI option is the same name with dashes
     table = {
-        "loss": ("loss", {"gan"}), "schedule": ("schedule", {"diffusion"}), "pred": ("pred", {"diffusion"}),
-        "lr": ("lr", None), "ch": ("ch", {"autoencoder", "diffusion", "gan"}),
-        "mults": ("mults", {"autoencoder", "diffusion"}), "latent": ("latent", {"autoencoder"}),
-        "upsample": ("upsample", {"autoencoder", "gan"}), "nres": ("nres", {"diffusion"}),
-        "patch": ("patch", {"diffusion"}), "attn": ("attn", {"diffusion"}), "nz": ("nz", {"gan"}),
-        "ngf": ("ngf", {"gan"}), "ndf": ("ndf", {"gan"}), "lr_d": ("lr_d", {"gan"}), "betas": ("betas", {"gan"}),
-        "ema": ("ema", {"gan", "diffusion"}), "ddim_steps": ("ddim_steps", {"diffusion"}),
+        "loss": {"gan"}, "schedule": {"diffusion"}, "pred": {"diffusion"}, "lr": None,
+        "ch": {"autoencoder", "diffusion", "gan"}, "mults": {"autoencoder", "diffusion"}, "latent": {"autoencoder"},
+        "upsample": {"autoencoder", "gan"}, "nres": {"diffusion"}, "patch": {"diffusion"}, "attn": {"diffusion"},
+        "nz": {"gan"}, "ngf": {"gan"}, "ndf": {"gan"}, "lr_d": {"gan"}, "betas": {"gan"},
+        "ema": {"gan", "diffusion"}, "ddim_steps": {"diffusion"},
     }
+    # on/off flags: CLI option -> (family option, families, value when given)
     flags = {"vae": ("vae", {"autoencoder"}, True), "no_diffaug": ("diffaug", {"gan"}, False)}
+
+    def applies(name: str, fams: set[str] | None) -> bool:
+        if fams is None or args.family in fams:
+            return True
+        sys.stderr.write(f"verity lab train: --{name.replace('_', '-')} applies to the {'/'.join(sorted(fams))} only\n")
+        return False
+
     for name, (key, fams, value) in flags.items():
         if getattr(args, name):
-            if args.family not in fams:
-                sys.stderr.write(f"verity lab train: --{name.replace('_', '-')} applies to the {'/'.join(sorted(fams))} "
-                                 "only\n")
+            if not applies(name, fams):
                 return 2
             over[key] = value
-    for name, (key, fams) in table.items():
+    for name, fams in table.items():
         v = getattr(args, name)
         if v is None:
             continue
-        if fams is not None and args.family not in fams:
-            sys.stderr.write(f"verity lab train: --{name.replace('_', '-')} applies to the {'/'.join(sorted(fams))} "
-                             "only\n")
+        if not applies(name, fams):
             return 2
-        if key == "ch" and args.family == "gan":
+        if name == "ch" and args.family == "gan":
             over.setdefault("ngf", v)
             over.setdefault("ndf", v)
         else:
-            over[key] = list(v) if isinstance(v, list) else v
+            over[name] = list(v) if isinstance(v, list) else v
     if args.resume and over:
         sys.stderr.write("verity lab train: model options cannot change when resuming (the run keeps its "
                          "configuration); drop " + ", ".join(sorted(over)) + "\n")
