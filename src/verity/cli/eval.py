@@ -124,27 +124,16 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write("verity eval: the dataset holds no images\n")
         return EXIT_USAGE
 
-    from verity.core.fusion import FusionModel
     from verity.pipeline import Pipeline
 
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()] if args.detectors else None
     try:
-        if args.fusion == HAND_SET:
-            fusion = FusionModel()
-        elif args.fusion and not Path(args.fusion).is_file():
-            sys.stderr.write(f"verity eval: fusion file not found: {args.fusion}\n")
-            return EXIT_USAGE
-        else:
-            fusion = FusionModel.load(args.fusion) if args.fusion else None
+        fusion = _load_fusion(args.fusion) if args.fusion else None
         pipe = Pipeline(detectors, fusion=fusion)
-        compare = None
-        if args.compare == HAND_SET:
-            compare = FusionModel()
-        elif args.compare:
-            if not Path(args.compare).is_file():
-                sys.stderr.write(f"verity eval: fusion file not found: {args.compare}\n")
-                return EXIT_USAGE
-            compare = FusionModel.load(args.compare)
+        compare = _load_fusion(args.compare) if args.compare else None
+    except FileNotFoundError as e:
+        sys.stderr.write(f"verity eval: {e}\n")
+        return EXIT_USAGE
     except KeyError as e:
         sys.stderr.write(f"verity eval: {e.args[0]}\n")
         return EXIT_USAGE
@@ -165,22 +154,17 @@ def run(args: argparse.Namespace) -> int:
     )
     _print_summary(doc, out)
     if compare is not None:
-        from verity.eval.runner import refuse
-
-        cdoc = write_outputs(
-            refuse(run_, compare), out / "compare", dataset=str(args.dataset), command=command,
-            selection="; ".join(selection), fusion=compare.source + " (same detector scores as ../)", note=args.note,
-        )
-        print(f"compare ({compare.source}):")
-        _print_summary(cdoc, out / "compare")
+        _report_compare(run_, compare, out, dataset=str(args.dataset), command=command,
+                        selection="; ".join(selection), note=args.note)
     if run_.unreadable:
         sys.stderr.write(f"verity eval: {len(run_.unreadable)} unreadable file(s), listed in {out / 'report.md'}\n")
         return EXIT_INPUT
     return EXIT_OK
 
 
-def _load_fusion(spec, what: str):
-    """``hand-set``, a file, or (``None``) the shipped fusion; raises SystemExit-free ValueError."""
+def _load_fusion(spec):
+    """``hand-set``, a file, or (``None``) the shipped fusion. Raises FileNotFoundError for a missing
+    file and ValueError for a file that is not a fusion."""
     from pathlib import Path
 
     from verity.core.fusion import FusionModel
@@ -188,8 +172,19 @@ def _load_fusion(spec, what: str):
     if spec == HAND_SET:
         return FusionModel()
     if spec and not Path(spec).is_file():
-        raise ValueError(f"{what} file not found: {spec}")
+        raise FileNotFoundError(f"fusion file not found: {spec}")
     return FusionModel.load(spec) if spec else FusionModel.load()
+
+
+def _report_compare(base, compare, out, **meta) -> None:
+    """Re-fuse ``base``'s recorded detector scores with ``compare`` and report them in ``out/compare``."""
+    from verity.eval.report import write_outputs
+    from verity.eval.runner import refuse
+
+    cdoc = write_outputs(refuse(base, compare), out / "compare", fusion=compare.source + " (same detector scores as ../)",
+                         **meta)
+    print(f"compare ({compare.source}):")
+    _print_summary(cdoc, out / "compare")
 
 
 def _from_scores(args: argparse.Namespace) -> int:
@@ -202,9 +197,9 @@ def _from_scores(args: argparse.Namespace) -> int:
     from verity.eval.runner import load_predictions, refuse
 
     try:
-        fusion = _load_fusion(args.fusion, "fusion")
-        compare = _load_fusion(args.compare, "fusion") if args.compare else None
-    except ValueError as e:
+        fusion = _load_fusion(args.fusion)
+        compare = _load_fusion(args.compare) if args.compare else None
+    except (FileNotFoundError, ValueError) as e:
         sys.stderr.write(f"verity eval: {e}\n")
         return EXIT_USAGE
     base = load_predictions(args.scores_from)  # DatasetError -> usage error in verity.cli.main
@@ -215,11 +210,8 @@ def _from_scores(args: argparse.Namespace) -> int:
                         fusion=fusion.source, note=args.note)
     _print_summary(doc, out)
     if compare is not None:
-        cdoc = write_outputs(refuse(base, compare), out / "compare", dataset=str(args.dataset), command=command,
-                             selection=selection, fusion=compare.source + " (same detector scores as ../)",
-                             note=args.note)
-        print(f"compare ({compare.source}):")
-        _print_summary(cdoc, out / "compare")
+        _report_compare(base, compare, out, dataset=str(args.dataset), command=command, selection=selection,
+                        note=args.note)
     return EXIT_OK
 
 
