@@ -1,4 +1,4 @@
-"""``verity train detector|fusion|faces``: reproduce the shipped weights (needs the ``[train]`` extra).
+"""``verity train detector|fusion|faces|zed``: reproduce the shipped weights (needs the ``[train]`` extra).
 
 Each trainer lives in :mod:`verity.train` as a module exposing ``add_arguments(parser)`` and
 ``main(args) -> int``, and imports torch only inside ``main``.
@@ -13,6 +13,7 @@ TRAINERS = {
     "detector": ("verity.train.detector", "train the learned AI-image detectors and export ONNX"),
     "fusion": ("verity.train.fusion", "refit the fusion weights on a validation split"),
     "faces": ("verity.train.faces", "train the self-blended face-manipulation detector"),
+    "zed": ("verity.train.zed", "train and measure the zero-shot coding-surprise coder (experiment; real photos only)"),
 }
 
 
