@@ -56,15 +56,25 @@ def test_scores_photo_with_crops_and_heatmap(name, astronaut):
 @pytest.mark.parametrize("name", NAMES)
 def test_small_image_single_crop(name, coffee):
     _need_weights(name)
-    f = create_detector(name).run(_sample(coffee[:100, :150]))
+    f = create_detector(name).run(_sample(coffee[:160, :200]))
     assert f.score is not None
-    assert f.details["boxes"] == [[0, 0, 150, 100]]
+    assert f.details["boxes"] == [[0, 0, 200, 160]]
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_tiny_image_abstains(name):
     f = create_detector(name).run(_sample(np.zeros((20, 40, 3), np.uint8)))
     assert f.score is None and f.evidence
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_thumbnail_below_min_side_abstains(name, coffee):
+    from verity.detectors.learned._base import MIN_SIDE
+
+    f = create_detector(name).run(_sample(coffee[:MIN_SIDE - 1, :300]))
+    assert f.score is None
+    assert f"{MIN_SIDE} px" in f.evidence[0]
+    assert create_detector(name).run(_sample(coffee[:MIN_SIDE, :300])).score is not None
 
 
 @pytest.mark.parametrize("name", NAMES)

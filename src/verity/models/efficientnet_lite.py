@@ -237,22 +237,3 @@ class ConcatFeatures(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([p(x) for p in self.parts], 1)
 
-
-class LinearOnFeatures(nn.Module):
-    """A frozen feature extractor (with a ``dim``) + a linear head -> one logit per image (N,).
-
-    The head folds the feature standardisation in: ``logit = w . (f - mu) / sigma + b`` (as
-    :class:`verity.models.mobilenetv2.SemanticDetector`, for any extractor).
-    """
-
-    def __init__(self, features: nn.Module):
-        super().__init__()
-        self.features = features
-        d = features.dim
-        self.register_buffer("mu", torch.zeros(d))
-        self.register_buffer("sigma", torch.ones(d))
-        self.head = nn.Linear(d, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = (self.features(x) - self.mu) / self.sigma
-        return self.head(f)[:, 0]

@@ -148,16 +148,16 @@ class MultiLevelFeatures(nn.Module):
         return torch.cat(out, 1)
 
 
-class SemanticDetector(nn.Module):
-    """Frozen multi-level MobileNetV2 features + a linear head -> one logit per image (N,).
+class LinearOnFeatures(nn.Module):
+    """A frozen feature extractor (with a ``dim``) + a linear head -> one logit per image (N,).
 
     The head folds the feature standardisation in: ``logit = w . (f - mu) / sigma + b``.
     """
 
-    def __init__(self, backbone: MobileNetV2 | None = None):
+    def __init__(self, features: nn.Module):
         super().__init__()
-        self.features = MultiLevelFeatures(backbone)
-        d = self.features.dim
+        self.features = features
+        d = features.dim
         self.register_buffer("mu", torch.zeros(d))
         self.register_buffer("sigma", torch.ones(d))
         self.head = nn.Linear(d, 1)
@@ -165,3 +165,10 @@ class SemanticDetector(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = (self.features(x) - self.mu) / self.sigma
         return self.head(f)[:, 0]
+
+
+class SemanticDetector(LinearOnFeatures):
+    """Frozen multi-level MobileNetV2 features + a linear head -> one logit per image (N,)."""
+
+    def __init__(self, backbone: MobileNetV2 | None = None):
+        super().__init__(MultiLevelFeatures(backbone))

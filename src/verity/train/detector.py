@@ -161,14 +161,17 @@ def select_records(data: str | Path, seed: int = 0, limit: int | None = None):
     return chosen, {r.path for r in val}
 
 
-def _load_pool(args, rng: np.random.Generator) -> list[Item]:
+def decode_records(records, progress: bool = True):
+    """``(record, pixels, kind)`` for each decodable record at least 64 px a side (unreadable files are
+    reported on stderr and skipped); ``kind`` is ``sd``, ``face`` or ``camera``."""
     from verity.train.data import load_pixels
 
-    chosen, val_keys = select_records(args.data, args.seed, args.limit)
-    pool = []
-    from tqdm import tqdm
+    if progress:
+        from tqdm import tqdm
 
-    for r in tqdm(chosen, desc="decoding", file=sys.stderr, leave=False):
+        records = tqdm(records, desc="decoding", file=sys.stderr, leave=False)
+    out = []
+    for r in records:
         try:
             px = load_pixels(r.path)
         except Exception as e:  # noqa: BLE001 - report and skip unreadable files
@@ -177,7 +180,14 @@ def _load_pool(args, rng: np.random.Generator) -> list[Item]:
         if min(px.shape[:2]) < 64:
             continue
         kind = "sd" if r.label == "ai_generated" else ("face" if r.source.startswith("faces/") else "camera")
-        pool.append(Item(r.path, int(r.label == "ai_generated"), r.group, r.source, kind, px, r.path in val_keys))
+        out.append((r, px, kind))
+    return out
+
+
+def _load_pool(args, rng: np.random.Generator) -> list[Item]:
+    chosen, val_keys = select_records(args.data, args.seed, args.limit)
+    pool = [Item(r.path, int(r.label == "ai_generated"), r.group, r.source, kind, px, r.path in val_keys)
+            for r, px, kind in decode_records(chosen)]
     for d in args.fakes:
         pool.extend(_load_fake_dir(Path(d), args))
     return pool
@@ -432,7 +442,7 @@ def _semantic_features(torch, backbone: str):
 
     Returns ``(fx, spec)``: for ``mobilenetv2`` ``spec`` is the MobileNetV2 (the shipped layout,
     :class:`verity.models.mobilenetv2.SemanticDetector`), otherwise the extractor itself, wrapped by
-    :class:`verity.models.efficientnet_lite.LinearOnFeatures`.
+    :class:`verity.models.mobilenetv2.LinearOnFeatures`.
     """
     from verity.models.mobilenetv2 import MultiLevelFeatures, mobilenet_v2
 
@@ -449,8 +459,7 @@ def _semantic_features(torch, backbone: str):
 
 
 def _build_semantic(torch, spec, head):
-    from verity.models.efficientnet_lite import LinearOnFeatures
-    from verity.models.mobilenetv2 import MobileNetV2, SemanticDetector
+    from verity.models.mobilenetv2 import LinearOnFeatures, MobileNetV2, SemanticDetector
 
     mu, sd, coef, b = head
     m = SemanticDetector(spec) if isinstance(spec, MobileNetV2) else LinearOnFeatures(spec)

@@ -64,23 +64,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def load_items(data: str | Path, seed: int, limit: int | None = None) -> list[dict]:
     """Decoded records of the learned detectors' split: dicts with path, source, label, val, kind, pixels."""
-    from verity.train.data import load_pixels
-    from verity.train.detector import select_records
+    from verity.train.detector import decode_records, select_records
 
     chosen, val_paths = select_records(data, seed, limit)
-    items = []
-    for r in chosen:
-        try:
-            px = load_pixels(r.path)
-        except Exception as e:  # noqa: BLE001 - report and skip unreadable files
-            print(f"skipping {r.path}: {e}", file=sys.stderr)
-            continue
-        if min(px.shape[:2]) < 64:
-            continue
-        kind = "sd" if r.label == "ai_generated" else ("face" if r.source.startswith("faces/") else "camera")
-        items.append({"path": r.path, "source": r.source, "label": int(r.label == "ai_generated"),
-                      "val": r.path in val_paths, "kind": kind, "pixels": px})
-    return items
+    return [{"path": r.path, "source": r.source, "label": int(r.label == "ai_generated"), "val": r.path in val_paths,
+             "kind": kind, "pixels": px} for r, px, kind in decode_records(chosen, progress=False)]
 
 
 def build_bank(items: list[dict], rng: np.random.Generator) -> list[np.ndarray]:

@@ -9,8 +9,11 @@ import numpy as np
 from verity.core.registry import Detector
 from verity.core.types import Finding, Sample
 
-#: Smallest image side the learned branches score.
-MIN_SIDE = 32
+#: Smallest image side the learned branches score. The networks were trained on 256 px crops (224 px
+#: for the semantic head) and never saw a whole small image: on 64 px thumbnails they answer with
+#: confident, meaningless scores (lab GAN portraits at 64 px came out as near-certainly real), so
+#: below half the training crop they abstain.
+MIN_SIDE = 128
 
 
 class LearnedCropDetector(Detector):
@@ -35,7 +38,8 @@ class LearnedCropDetector(Detector):
             return self.abstain(reason)
         h, w = sample.height, sample.width
         if min(h, w) < MIN_SIDE:
-            return self.abstain(f"the image ({w}x{h} px) is too small for the learned detector (needs {MIN_SIDE} px a side)")
+            return self.abstain(f"the image ({w}x{h} px) is too small for the learned detector (needs {MIN_SIDE} px a side; "
+                                "its network was trained on larger crops)")
         try:
             return self._score(sample, cfg)
         except Exception as e:  # noqa: BLE001 - a detector must never raise on a loaded sample
