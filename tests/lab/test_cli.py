@@ -76,6 +76,15 @@ def test_architecture_options(image_dir, tmp_path):
     c = info["config"]
     assert (c["mults"], c["attn"], c["patch"], c["pred"], c["ddim_steps"]) == ([1, 2], [], 2, "eps", 3)
     assert (c["crop"], c["crop_scale"], c["jitter"]) == ("center", 0.9, 0.05)
+    # the U-Net is fully convolutional: sample at another side (a multiple of patch 2 x 2^1 = 4)
+    rc = main(["lab", "sample", "--run", str(run), "--n", "2", "--out", str(tmp_path / "big"), "--size", "48", "-q"])
+    assert rc == 0
+    from PIL import Image
+
+    sizes = {Image.open(p).size for p in (tmp_path / "big").glob("*.png")}
+    assert sizes == {(48, 48)}
+    assert main(["lab", "sample", "--run", str(run), "--n", "1", "--out", str(tmp_path / "bad"), "--size", "50",
+                 "-q"]) == 2
     g = tmp_path / "g"
     rc = main(["lab", "train", "gan", "--data", str(image_dir), "--out", str(g), "--size", "32", "--steps", "1",
                "--batch", "2", "--nz", "8", "--ngf", "8", "--ndf", "4", "--lr-d", "0.001", "--betas", "0.0", "0.9",
@@ -83,6 +92,7 @@ def test_architecture_options(image_dir, tmp_path):
     assert rc == 0
     c = json.loads((g / "run.json").read_text())["config"]
     assert (c["nz"], c["ngf"], c["ndf"], c["lr_d"], c["betas"], c["diffaug"]) == (8, 8, 4, 0.001, [0.0, 0.9], False)
+    assert main(["lab", "sample", "--run", str(g), "--n", "1", "--out", str(tmp_path / "gs"), "--size", "64", "-q"]) == 2
     a = tmp_path / "a"
     rc = main(["lab", "train", "autoencoder", "--data", str(image_dir), "--out", str(a), "--size", "32",
                "--steps", "1", "--batch", "2", "--ch", "8", "--mults", "1", "2", "4", "--latent", "4",

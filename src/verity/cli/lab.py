@@ -99,6 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--ddim-steps", type=int, help="diffusion: DDIM steps (default from the run, 50)")
     s.add_argument("--eta", type=float, help="diffusion: DDIM noise, 0 deterministic .. 1 stochastic (default 1)")
     s.add_argument("--sampler", choices=["ddim", "ddpm"], help="diffusion: DDIM (default) or 1000-step DDPM")
+    s.add_argument("--size", type=int, help="diffusion: sample side in pixels when it should differ from the trained "
+                                              "one (the U-Net is fully convolutional; content is only learned at the "
+                                              "trained side)")
     s.add_argument("--grid", metavar="PNG", help="also write all samples as one grid image")
     s.add_argument("--sign", action="store_true", help="also sign with C2PA when verity.provenance offers it")
     s.add_argument("--threads", type=int)
@@ -224,8 +227,24 @@ def _sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         sys.stderr.write("verity lab sample: --n must be at least 1\n")
         return 2
-    paths = sample_run(args.run, args.n, args.out, seed=args.seed, device=args.device, progress=not args.quiet,
-                       sign=args.sign, **kw)
+    if args.size is not None:
+        import json
+        from pathlib import Path
+
+        from verity.lab.trainer import RUN_JSON
+
+        rj = Path(args.run) / RUN_JSON
+        family = json.loads(rj.read_text(encoding="utf-8")).get("family") if rj.is_file() else None
+        if family is not None and family != "diffusion":
+            sys.stderr.write(f"verity lab sample: --size applies to diffusion runs only (this run is a {family})\n")
+            return 2
+        kw["size"] = args.size
+    try:
+        paths = sample_run(args.run, args.n, args.out, seed=args.seed, device=args.device, progress=not args.quiet,
+                           sign=args.sign, **kw)
+    except ValueError as e:  # e.g. a --size the U-Net cannot take
+        sys.stderr.write(f"verity lab sample: {e}\n")
+        return 2
     if args.grid:
         import numpy as np
 

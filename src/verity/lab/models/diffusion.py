@@ -218,12 +218,21 @@ class Diffusion(Family):
             x0 = (x - (1 - a).sqrt() * out) / a.sqrt()
         return x0.clamp(-1, 1)
 
+    def size_multiple(self) -> int:
+        """Sample sides must be multiples of this (patch size times the U-Net's total down-sampling)."""
+        return int(self.cfg.get("patch", 1)) * 2 ** (len(self.cfg["mults"]) - 1)
+
     @torch.no_grad()
     def sample(self, n: int, gen: torch.Generator, steps: int | None = None, sampler: str | None = None,
-               eta: float | None = None, **kw: Any) -> torch.Tensor:
+               eta: float | None = None, size: int | None = None, **kw: Any) -> torch.Tensor:
+        """``n`` samples in [-1, 1], (n, 3, size, size). The U-Net is fully convolutional, so ``size`` may
+        differ from the trained side (a multiple of :meth:`size_multiple`); content is only learned at
+        the trained side, but every pixel is still made by the network (useful as detector test data)."""
         net = self.ema["unet"]
         net.eval()
-        s = self.cfg["size"]
+        s = int(size or self.cfg["size"])
+        if s < 1 or s % self.size_multiple():
+            raise ValueError(f"sample size must be a positive multiple of {self.size_multiple()}, got {s}")
         x = torch.randn(n, 3, s, s, generator=gen).to(self.device)
         sampler = sampler or self.cfg["sampler"]
         T = self.cfg["T"]
