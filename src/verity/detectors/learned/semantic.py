@@ -14,8 +14,8 @@ class LearnedSemanticDetector(LearnedCropDetector):
     (strides 4 to 32), each pooled over space; a logistic head on the concatenation, trained by
     ``verity train detector`` on augmented, metadata-free crops of real photos, Stable Diffusion
     images and autoencoder reconstructions, maps them to a logit. Up to 6 native-resolution crops of
-    224 px (the most textured on a grid) are scored and the top-2 logits averaged. Weight 0.5 until
-    fusion is fitted: small training data.
+    224 px (the most textured on a grid) are scored and the top-2 logits averaged. Hand-set fusion
+    weight 0.5 (small training data); the shipped fitted fusion sets its own.
     """
 
     name = "learned_semantic"
