@@ -376,3 +376,23 @@ def test_hand_set_offsets(toy_setup):
     assert O[0, 1] == pytest.approx(2.5 * np.log(0.95 / 0.05))  # hand-set weight x logit
     assert O[1, 1] == 0.0 and O[:, 2].tolist() == [0.0, 0.0]
     assert O[0, 3] == -2.5  # the face_manipulated bias
+
+
+def test_detector_fingerprint_covers_shared_base_classes(monkeypatch):
+    """A learned detector's cached scores must be invalidated when its shared base module changes."""
+    import inspect
+
+    import verity.detectors.learned._base as base
+    from verity.train import fusion as F
+
+    before = F.detector_fingerprint("learned_npr")
+    assert before == F.detector_fingerprint("learned_npr")
+    real_read = F.Path.read_bytes
+    base_file = inspect.getsourcefile(base)
+
+    def read_bytes(self):
+        data = real_read(self)
+        return data + b"# changed" if str(self) == base_file else data
+
+    monkeypatch.setattr(F.Path, "read_bytes", read_bytes)
+    assert F.detector_fingerprint("learned_npr") != before

@@ -271,8 +271,9 @@ def view_bytes(eq_pixels: np.ndarray, view: str) -> bytes:
 
 
 def detector_fingerprint(name: str) -> str:
-    """What a detector's cached scores depend on: its source file and, for a learned model, the
-    SHA-256 of its weight file."""
+    """What a detector's cached scores depend on: the source files of its class and of the verity
+    classes it inherits from (a shared base such as ``detectors/learned/_base.py`` decides scores
+    too) and, for a learned model, the SHA-256 of its weight file."""
     import hashlib
     import inspect
 
@@ -280,9 +281,20 @@ def detector_fingerprint(name: str) -> str:
 
     h = hashlib.sha256()
     cls = get_detector_class(name)
+    files = []
+    for k in cls.__mro__:
+        if not k.__module__.startswith("verity.") or k.__module__ == "verity.core.registry":
+            continue
+        try:
+            f = inspect.getsourcefile(k)
+        except TypeError:
+            f = None
+        if f and f not in files:
+            files.append(f)
     try:
-        h.update(Path(inspect.getsourcefile(cls) or "").read_bytes())
-    except (OSError, TypeError):
+        for f in files or [""]:
+            h.update(Path(f).read_bytes())
+    except OSError:
         h.update(name.encode())
     try:
         from verity.models import file_sha256, list_models, weight_path
