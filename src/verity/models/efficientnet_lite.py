@@ -28,6 +28,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from verity.models.mobilenetv2 import pool_mean_std
+
 #: (kernel, first stride, expansion, output channels, repeats) of the seven MBConv stages (B0 table).
 EFFNET_B0_STAGES = ((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3),
                     (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1))
@@ -183,13 +185,6 @@ class Normalize(nn.Module):
         return (x * 255.0 - INPUT_MEAN) / INPUT_STD
 
 
-def _pool(x: torch.Tensor, with_std: bool) -> list[torch.Tensor]:
-    m = x.mean((2, 3))
-    if not with_std:
-        return [m]
-    return [m, ((x - m[:, :, None, None]) ** 2).mean((2, 3)).clamp_min(1e-8).sqrt()]
-
-
 class EfficientNetLiteFeatures(nn.Module):
     """Frozen EfficientNet-Lite0 features pooled at several depths: (N, 3, H, W) in [0, 1] -> (N, D).
 
@@ -218,8 +213,8 @@ class EfficientNetLiteFeatures(nn.Module):
         for i, b in enumerate(self._blocks):
             x = b(x)
             if i in FEATURE_TAPS:
-                out += _pool(x, i in STD_TAPS)
-        out += _pool(self.act(self._bn1(self._conv_head(x))), "head" in STD_TAPS)
+                out += pool_mean_std(x, i in STD_TAPS)
+        out += pool_mean_std(self.act(self._bn1(self._conv_head(x))), "head" in STD_TAPS)
         return torch.cat(out, 1)
 
 

@@ -117,6 +117,14 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
+def pool_mean_std(x: torch.Tensor, with_std: bool) -> list[torch.Tensor]:
+    """Spatial mean (N, C) of a feature map (N, C, H, W), and with ``with_std`` its standard deviation."""
+    m = x.mean((2, 3))
+    if not with_std:
+        return [m]
+    return [m, ((x - m[:, :, None, None]) ** 2).mean((2, 3)).clamp_min(1e-8).sqrt()]
+
+
 class MultiLevelFeatures(nn.Module):
     """Frozen MobileNetV2 features pooled at several depths: (N, 3, H, W) in [0, 1] -> (N, D).
 
@@ -141,10 +149,7 @@ class MultiLevelFeatures(nn.Module):
         for i, layer in enumerate(self.features):
             x = layer(x)
             if i in FEATURE_TAPS:
-                m = x.mean((2, 3))
-                out.append(m)
-                if i in STD_TAPS:
-                    out.append(((x - m[:, :, None, None]) ** 2).mean((2, 3)).clamp_min(1e-8).sqrt())
+                out += pool_mean_std(x, i in STD_TAPS)
         return torch.cat(out, 1)
 
 

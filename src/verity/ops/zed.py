@@ -26,13 +26,11 @@ LN2 = float(np.log(2.0))
 
 
 def luma8(pixels: np.ndarray) -> np.ndarray:
-    """8-bit luma (ITU-R BT.601 weights) of an (H, W, 3) or (H, W) image, uint8 (H, W)."""
-    x = np.asarray(pixels)
-    if x.ndim == 2:
-        return x.astype(np.uint8) if x.dtype == np.uint8 else np.clip(np.rint(x), 0, 255).astype(np.uint8)
-    x = x[..., :3].astype(np.float32)
-    y = 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
-    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+    """8-bit luma (ITU-R BT.601 weights, :func:`verity.ops.jpeg.luma` rounded) of an (H, W, 3) or (H, W)
+    image, uint8 (H, W)."""
+    from verity.ops.jpeg import luma
+
+    return np.clip(np.rint(luma(pixels)), 0, 255).astype(np.uint8)
 
 
 def reduce2(y: np.ndarray) -> np.ndarray:
@@ -126,13 +124,6 @@ def coding_stats(y: np.ndarray, params: np.ndarray, margin: int = 2) -> dict:
     return {"nll": nll, "entropy": ent, "d": nll - ent, "ratio": nll / max(ent, 1e-9), "n": n}
 
 
-def level_boxes(y: np.ndarray, crop: int, max_crops: int) -> list[tuple[int, int, int, int]]:
-    """Up to ``max_crops`` crop boxes of one pyramid level, the most textured first (as the NPR branch)."""
-    from verity.ops.npr import select_crops
-
-    return select_crops(np.asarray(y, np.float32), crop, max_crops)
-
-
 def image_stats(pixels: np.ndarray, predict, crop: int = 128, max_crops: int = 4, levels: int = 3,
                 margin: int = 2) -> dict:
     """Coding statistics of an image at ``levels`` resolutions, each on up to ``max_crops`` crops.
@@ -153,13 +144,15 @@ def image_stats(pixels: np.ndarray, predict, crop: int = 128, max_crops: int = 4
         pixel-weighted means ``nll``, ``entropy``, ``d``; ``d`` / ``nll`` / ``entropy``: the mean of
         the levels' values (every level weighs the same).
     """
+    from verity.ops.npr import select_crops
+
     pyr = pyramid(luma8(pixels), levels)
     out_levels = []
     for li, y in enumerate(pyr):
         if min(y.shape) < 16:
             break
         boxes = [(x0, y0, x0 + (x1 - x0) // 2 * 2, y0 + (y1 - y0) // 2 * 2) for x0, y0, x1, y1 in
-                 level_boxes(y, crop, max_crops)]  # even sides (the coarse-to-fine coder pairs pixels)
+                 select_crops(y.astype(np.float32), crop, max_crops)]  # the most textured; even sides (the coarse-to-fine coder pairs pixels)
         batch = np.stack([y[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]).astype(np.float32)[:, None]
         params = np.asarray(predict(batch), np.float32)
         crops = [coding_stats(batch[i, 0], params[i], margin) for i in range(len(boxes))]

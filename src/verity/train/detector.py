@@ -438,31 +438,26 @@ def _fit_head(feats: np.ndarray, y: np.ndarray, c: float = 0.02):
 
 
 def _semantic_features(torch, backbone: str):
-    """The frozen extractor of ``--backbone`` and what :func:`_build_semantic` needs to rebuild it.
-
-    Returns ``(fx, spec)``: for ``mobilenetv2`` ``spec`` is the MobileNetV2 (the shipped layout,
-    :class:`verity.models.mobilenetv2.SemanticDetector`), otherwise the extractor itself, wrapped by
-    :class:`verity.models.mobilenetv2.LinearOnFeatures`.
-    """
+    """The frozen multi-level feature extractor of ``--backbone`` (it has a ``dim``)."""
     from verity.models.mobilenetv2 import MultiLevelFeatures, mobilenet_v2
 
     if backbone == "mobilenetv2":
-        net = mobilenet_v2(True)
-        return MultiLevelFeatures(net).eval(), net
+        return MultiLevelFeatures(mobilenet_v2(True)).eval()
     from verity.models.efficientnet_lite import ConcatFeatures, EfficientNetLiteFeatures, efficientnet_lite0
 
     eff = EfficientNetLiteFeatures(efficientnet_lite0(True))
     if backbone == "efficientnet_lite0":
-        return eff.eval(), eff.eval()
-    both = ConcatFeatures(MultiLevelFeatures(mobilenet_v2(True)), eff).eval()
-    return both, both
+        return eff.eval()
+    return ConcatFeatures(MultiLevelFeatures(mobilenet_v2(True)), eff).eval()
 
 
-def _build_semantic(torch, spec, head):
-    from verity.models.mobilenetv2 import LinearOnFeatures, MobileNetV2, SemanticDetector
+def _build_semantic(torch, fx, head):
+    """The frozen extractor ``fx`` + the fitted head as one module (for MobileNetV2 alone the layout of
+    :class:`verity.models.mobilenetv2.SemanticDetector`)."""
+    from verity.models.mobilenetv2 import LinearOnFeatures
 
     mu, sd, coef, b = head
-    m = SemanticDetector(spec) if isinstance(spec, MobileNetV2) else LinearOnFeatures(spec)
+    m = LinearOnFeatures(fx)
     m.mu.copy_(torch.tensor(mu, dtype=torch.float32))
     m.sigma.copy_(torch.tensor(sd, dtype=torch.float32))
     m.head.weight.data.copy_(torch.tensor(coef, dtype=torch.float32)[None])
@@ -502,17 +497,24 @@ def _train_cnn(torch, net, bank, steps: int, seed: int, side: int = 96, batch: i
     return net.eval()
 
 
-def export_onnx(torch, net, path: Path, output: str = "logit") -> None:
-    """Export ``net`` (RGB [0, 1] (N, 3, H, W) -> logit (N,)) to ONNX opset 17 with dynamic N, H, W."""
+def export_onnx(torch, net, path: Path, output: str = "logit", *, example=None, input_name: str = "image",
+                output_axes: dict | None = None) -> None:
+    """Export ``net`` to ONNX opset 17 with dynamic N, H, W of its (N, C, H, W) input.
+
+    By default the input is ``image`` (RGB [0, 1], traced with a seeded random 2 x 3 x 224 x 224
+    batch) and the output ``output`` (N,); ``example``, ``input_name`` and ``output_axes`` (the
+    output's dynamic axes) describe other networks.
+    """
     import warnings
 
     net.eval()
-    x = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0)) if example is None else example
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (x,), str(path), dynamo=False, opset_version=17, input_names=["image"],
-                          output_names=[output], dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, output: {0: "n"}})
+        torch.onnx.export(net, (x,), str(path), dynamo=False, opset_version=17, input_names=[input_name],
+                          output_names=[output], dynamic_axes={input_name: {0: "n", 2: "h", 3: "w"},
+                                                               output: output_axes or {0: "n"}})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -818,7 +820,7 @@ def main(args: argparse.Namespace) -> int:
 
     # semantic branch: frozen backbone, features, logistic head
     try:
-        fx, backbone = _semantic_features(torch, args.backbone)
+        fx = _semantic_features(torch, args.backbone)
     except (FileNotFoundError, ValueError) as exc:
         print(f"verity train detector: backbone {args.backbone}: {exc}", file=sys.stderr)
         return 4
@@ -853,7 +855,7 @@ def main(args: argparse.Namespace) -> int:
         xs, yc = _calibration_views(cal_items)
         zs = {}
         with tempfile.TemporaryDirectory() as tmpc:
-            zs["learned_semantic"] = _pooled_logits(torch, _build_semantic(torch, backbone, head_c),
+            zs["learned_semantic"] = _pooled_logits(torch, _build_semantic(torch, fx, head_c),
                                                     get_config("learned_semantic"), xs, tmpc)
             if npr_c is not None:
                 zs["learned_npr"] = _pooled_logits(torch, npr_c, get_config("learned_npr"), xs, tmpc)
@@ -869,7 +871,7 @@ def main(args: argparse.Namespace) -> int:
         if npr is not None:
             _fold_platt_linear(torch, npr.fc, calib["learned_npr"]["a"], calib["learned_npr"]["b"])
 
-    sem = _build_semantic(torch, backbone, head)
+    sem = _build_semantic(torch, fx, head)
     export_onnx(torch, sem, out_dir / get_config("learned_semantic").file)
     written = ["learned_semantic"]
     if npr is not None:
@@ -926,7 +928,7 @@ def main(args: argparse.Namespace) -> int:
                 wk = np.where(yk == 1, 0.5 / max(1, (yk == 1).sum()), 0.5 / max(1, (yk == 0).sum())) * len(yk)
                 fb = (bank[0][keep], yk, wk)
                 h2 = _fit_head(feats[keep[sel]], bank[1][sel][keep[sel]])
-                sem2 = _build_semantic(torch, backbone, h2)
+                sem2 = _build_semantic(torch, fx, h2)
                 sc = {"learned_semantic": _onnx_scorer(torch, sem2, cs, tmp.name)}
                 if npr is not None:
                     npr2 = _train_cnn(torch, NETS["npr"](), fb, args.npr_steps // 2, args.seed + 3, desc=f"npr without {fam}")

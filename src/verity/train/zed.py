@@ -137,17 +137,12 @@ def train(bank: list[np.ndarray], steps: int, batch: int, seed: int, width: int 
 
 def export(net, path: Path) -> None:
     """Export to ONNX opset 17: input ``luma`` (N, 1, H, W) float32 grey levels, output ``params`` (N, 2, H, W)."""
-    import warnings
-
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from verity.train.detector import export_onnx
+
     x = torch.randint(0, 256, (2, 1, 64, 64), generator=torch.Generator().manual_seed(0)).float()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(net, (x,), str(path), dynamo=False, opset_version=17, input_names=["luma"],
-                          output_names=["params"], dynamic_axes={"luma": {0: "n", 2: "h", 3: "w"},
-                                                                 "params": {0: "n", 2: "h", 3: "w"}})
+    export_onnx(torch, net, path, "params", example=x, input_name="luma", output_axes={0: "n", 2: "h", 3: "w"})
 
 
 def onnx_predictor(path: str | Path):
@@ -189,16 +184,14 @@ def image_features(px: np.ndarray, predict, crop: int = 128, max_crops: int = 4)
 
 
 def _auc_tpr(neg: np.ndarray, pos: np.ndarray) -> tuple[float, float]:
-    from sklearn.metrics import roc_auc_score, roc_curve
+    """AUC and TPR at 5 % FPR of ``pos`` against ``neg`` (non-finite scores dropped; NaN without both)."""
+    from verity.train.detector import _metrics
 
-    y = np.r_[np.zeros(len(neg)), np.ones(len(pos))]
+    y = np.r_[np.zeros(len(neg), np.int64), np.ones(len(pos), np.int64)]
     s = np.r_[neg, pos]
     ok = np.isfinite(s)
-    y, s = y[ok], s[ok]
-    if len(set(y.tolist())) < 2:
-        return float("nan"), float("nan")
-    fpr, tpr, _ = roc_curve(y, s)
-    return float(roc_auc_score(y, s)), float(np.interp(0.05, fpr, tpr))
+    m = _metrics(y[ok], s[ok])
+    return m.get("auc", float("nan")), m.get("tpr_at_5fpr", float("nan"))
 
 
 #: Suspicion scores compared (higher = more likely generated), each with its a-priori direction.
