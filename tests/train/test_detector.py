@@ -51,6 +51,36 @@ def test_always_jpeg_changes_every_crop(astronaut):
     assert np.abs(a.astype(int) - b.astype(int)).mean() < 10
 
 
+def test_web_size_reduction_shows_the_whole_image(rng):
+    # A 1200 x 900 image with a smooth horizontal ramp (255 levels). Reduced towards a long side of
+    # 256..300 px (at most until its short side is 256), a 256 px crop spans 3/4 of the ramp (191
+    # levels); a native crop spans 256/1200 of it (54 levels).
+    ramp = np.tile(np.linspace(0, 255, 1200, dtype=np.float32)[None, :, None], (900, 1, 3)).astype(np.uint8)
+    base = dict(scale_prob=0, blur_prob=0, sharpen_prob=0, noise_prob=0, gray_prob=0, jpeg_prob=0)
+    fit = AugmentConfig(fit_prob=1.0, fit_side=(256, 300), **base)
+    spans_fit = [np.ptp(augment_crop(ramp, 256, np.random.default_rng(i), fit)[128, :, 0].astype(int)) for i in range(5)]
+    spans_native = [np.ptp(augment_crop(ramp, 256, np.random.default_rng(i), AugmentConfig(**base))[128, :, 0].astype(int))
+                    for i in range(5)]
+    assert min(spans_fit) > 170 and max(spans_native) < 70
+
+
+def test_web_size_reduction_off_keeps_the_random_stream(astronaut):
+    # fit_prob 0 draws nothing, so the v1 recipe's crops (and the shipped weights) are unchanged
+    a = augment_crop(astronaut, 96, np.random.default_rng(5), AugmentConfig())
+    b = augment_crop(astronaut, 96, np.random.default_rng(5), AugmentConfig(fit_prob=0.0, fit_side=(100, 200)))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_web_size_reduction_never_enlarges(rng):
+    small = rng.integers(0, 256, (300, 320, 3), dtype=np.uint8)
+    cfg = AugmentConfig(fit_prob=1.0, fit_side=(900, 1000), scale_prob=0, blur_prob=0, sharpen_prob=0, noise_prob=0,
+                        gray_prob=0, jpeg_prob=0)
+    out = augment_crop(small, 256, np.random.default_rng(0), cfg)
+    found = any(np.array_equal(img[y:y + 256, x:x + 256], out)
+                for img in (small, small[:, ::-1]) for y in range(45) for x in range(65))
+    assert found  # a native crop: the image was not scaled up to the 900-1000 px target
+
+
 def test_pin_text():
     from verity.train.detector import pin_text
 

@@ -3,10 +3,18 @@
 Every image, real or fake, goes through the same chain on decoded, metadata-free pixels, so neither
 the container nor the compression history nor the size can be learned:
 
-random scale 0.5-1.5 (half of the time) -> random crop -> horizontal flip -> Gaussian blur
-(sigma 0.3-2, p 0.2) or else unsharp masking (amount 0.3-1.5, p 0.1; the trainer's recipe v1 sets
-it to 0) -> Gaussian noise (sigma 1-4 grey levels, p 0.15) -> grayscale (p 0.1) -> JPEG at
-quality 50-100 (p 0.9; otherwise left lossless).
+random scale 0.5-1.5 (half of the time), or instead, with ``fit_prob`` (0 by default; 0.35 in
+the trainer's recipe v3), a whole-image reduction to a web size (long side log-uniform in
+``fit_side``, 256-1024 px by default, 512-1024 in recipe v3; images already smaller are left alone)
+-> random crop -> horizontal flip -> Gaussian blur (sigma 0.3-2, p 0.2) or else unsharp masking
+(amount 0.3-1.5, p 0.1; the trainer's recipe v1 sets it to 0) -> Gaussian noise (sigma 1-4 grey
+levels, p 0.15) -> grayscale (p 0.1) -> JPEG at quality 50-100 (p 0.9; otherwise left lossless).
+
+The web-size reduction exists because a detector trained on native-resolution crops of
+multi-megapixel camera photos and on 512 px generated images learns "a crop shows whole objects" as
+a sign of generation: with recipe v1, the held-out real camera photos reduced to 512 px were
+flagged three times as often as at full size (0.24 against 0.07, semantic branch; see "Round 4" in
+docs/benchmarks/learned.md).
 
 (Wang et al. 2020 show blur + JPEG augmentation is what makes a CNN detector generalise; Tan et al.
 2024 note that NPR is fragile to resizing and JPEG unless it is trained with both.)
@@ -27,6 +35,8 @@ class AugmentConfig:
 
     scale_prob: float = 0.5
     scale_range: tuple[float, float] = (0.5, 1.5)
+    fit_prob: float = 0.0
+    fit_side: tuple[int, int] = (256, 1024)
     blur_prob: float = 0.2
     blur_sigma: tuple[float, float] = (0.3, 2.0)
     sharpen_prob: float = 0.1
@@ -101,8 +111,12 @@ def augment_crop(pixels: np.ndarray, side: int, rng: np.random.Generator,
     """
     import cv2
 
-    scale = float(np.exp(rng.uniform(np.log(cfg.scale_range[0]), np.log(cfg.scale_range[1])))) \
-        if rng.random() < cfg.scale_prob else 1.0
+    if cfg.fit_prob > 0 and rng.random() < cfg.fit_prob:
+        target = float(np.exp(rng.uniform(np.log(cfg.fit_side[0]), np.log(cfg.fit_side[1]))))
+        scale = min(1.0, target / max(pixels.shape[:2]))
+    else:
+        scale = float(np.exp(rng.uniform(np.log(cfg.scale_range[0]), np.log(cfg.scale_range[1])))) \
+            if rng.random() < cfg.scale_prob else 1.0
     out = random_crop_scaled(pixels, side, rng, scale)
     if rng.random() < 0.5:
         out = np.ascontiguousarray(out[:, ::-1])
