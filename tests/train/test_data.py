@@ -160,10 +160,10 @@ def test_parse_equalize_values():
 
 
 def test_parse_perturbations():
-    ps = D.parse_perturbations("jpeg75, resize0.5,crop0.8,blur1,noise2")
-    assert [p.name for p in ps] == ["jpeg75", "resize0.5", "crop0.8", "blur1", "noise2"]
+    ps = D.parse_perturbations("jpeg75, resize0.5,crop0.8,blur1,noise2,fit512")
+    assert [p.name for p in ps] == ["jpeg75", "resize0.5", "crop0.8", "blur1", "noise2", "fit512"]
     assert D.parse_perturbations("") == []
-    for bad in ("jpeg", "rotate10", "crop1.5", "jpeg75.5", "resize0"):
+    for bad in ("jpeg", "rotate10", "crop1.5", "jpeg75.5", "resize0", "fit10", "fit512.5"):
         with pytest.raises(D.DatasetError):
             D.parse_perturbations(bad)
 
@@ -176,6 +176,10 @@ def test_perturb_outputs(rng):
     assert np.abs(j.pixels.astype(int) - img).mean() > 1.0
     r = decode(D.perturb(img, D.Perturbation("resize", 0.5), base))
     assert r.pixels.shape == (50, 80, 3) and r.format == "JPEG"
+    f = decode(D.perturb(img, D.Perturbation("fit", 80), base))  # long side 160 -> 80
+    assert f.pixels.shape == (50, 80, 3) and f.format == "JPEG"
+    f2 = decode(D.perturb(img, D.Perturbation("fit", 512), None))  # already smaller: unchanged, lossless
+    assert np.array_equal(f2.pixels, img)
     c = decode(D.perturb(img, D.Perturbation("crop", 0.8), None))
     assert c.format == "PNG" and c.pixels.shape == (80, 128, 3)
     assert np.array_equal(c.pixels, img[10:90, 16:144])  # lossless, central

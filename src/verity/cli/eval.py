@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--equalize", default="jpeg90", metavar="SPEC",
                    help="re-encode every image before a second analysis: jpegQ (default jpeg90), png, or none")
     p.add_argument("--perturb", default="", metavar="LIST",
-                   help="also analyse perturbed copies, e.g. jpeg75,resize0.5,crop0.8 (also blurS, noiseS)")
+                   help="also analyse perturbed copies, e.g. jpeg75,resize0.5,crop0.8 (also fitN: long side at most "
+                        "N px, blurS, noiseS)")
     p.add_argument("--out", default="eval_out", metavar="DIR", help="output folder (default ./eval_out)")
     p.add_argument("--detectors", metavar="A,B", help="run only these detectors (see `verity detectors`)")
     p.add_argument("--limit", type=int, metavar="N",

@@ -474,10 +474,12 @@ def equalize_bytes(data: bytes, eq: Equalize) -> bytes:
 
 @dataclass(frozen=True)
 class Perturbation:
-    """One perturbation: ``kind`` in {``jpeg``, ``resize``, ``crop``, ``blur``, ``noise``} and its value.
+    """One perturbation: ``kind`` in {``jpeg``, ``resize``, ``fit``, ``crop``, ``blur``, ``noise``} and its value.
 
     * ``jpegQ``: re-encode as JPEG at quality Q;
     * ``resizeF``: scale both sides by F (area interpolation down, cubic up);
+    * ``fitN``: reduce the image so that its long side is at most N pixels (a web-size copy; images
+      already that small are only re-encoded);
     * ``cropF``: keep the central F x F fraction of each side;
     * ``blurS``: Gaussian blur with sigma S pixels;
     * ``noiseS``: add Gaussian noise of standard deviation S grey levels (seeded by the image).
@@ -488,7 +490,7 @@ class Perturbation:
 
     @property
     def name(self) -> str:
-        v = int(self.value) if self.kind == "jpeg" else self.value
+        v = int(self.value) if self.kind in ("jpeg", "fit") else self.value
         return f"{self.kind}{v:g}" if isinstance(v, float) else f"{self.kind}{v}"
 
 
@@ -505,15 +507,17 @@ def parse_perturbations(spec: str | None) -> list[Perturbation]:
         item = item.strip().lower()
         if not item:
             continue
-        m = re.fullmatch(r"(jpeg|resize|crop|blur|noise)(\d+(?:\.\d*)?|\.\d+)", item)
+        m = re.fullmatch(r"(jpeg|resize|fit|crop|blur|noise)(\d+(?:\.\d*)?|\.\d+)", item)
         if not m:
             raise DatasetError(
-                f"bad perturbation {item!r}: use jpegQ, resizeF, cropF, blurS or noiseS (e.g. jpeg75,resize0.5,crop0.8)"
+                f"bad perturbation {item!r}: use jpegQ, resizeF, fitN, cropF, blurS or noiseS "
+                "(e.g. jpeg75,resize0.5,fit512,crop0.8)"
             )
         kind, v = m.group(1), float(m.group(2))
         ok = {
             "jpeg": 1 <= v <= 100 and v == int(v),
             "resize": 0.05 <= v <= 4.0,
+            "fit": 32 <= v <= 100000 and v == int(v),
             "crop": 0.05 <= v <= 1.0,
             "blur": 0.0 < v <= 20.0,
             "noise": 0.0 < v <= 100.0,
@@ -569,6 +573,8 @@ def perturb(pixels: np.ndarray, p: Perturbation, base: Equalize | None = None) -
         return encode(pixels, "jpeg", int(p.value))
     if p.kind == "resize":
         out = resize(pixels, p.value)
+    elif p.kind == "fit":
+        out = resize(pixels, min(1.0, p.value / max(pixels.shape[:2])))
     elif p.kind == "crop":
         out = center_crop(pixels, p.value)
     elif p.kind == "blur":
