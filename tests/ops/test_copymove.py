@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from verity.ops.copymove import (
+    along_shift,
     block_shift_candidates,
     detect_copy_move,
     fit_transforms,
@@ -88,6 +89,41 @@ def test_verify_accepts_true_and_rejects_wrong_transform(rng):
     wrong = np.array([[1.0, 0, 140], [0, 1.0, 110]])
     m2, _ = verify_transform(r, wrong, gray=g)
     assert m2.sum() == 0
+
+
+def _straight_edge(direction=(31, -9), shape=(256, 320), width=0.6):
+    """A sharp straight edge through the centre running along ``direction`` (not one of the eight
+    fixed test directions), like a shoulder against a plain studio background."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    nx, ny = -direction[1], direction[0]
+    n = np.hypot(nx, ny)
+    dist = (xx - w / 2) * nx / n + (yy - h / 2) * ny / n
+    return (200 + 40 / (1 + np.exp(-dist / width))).astype(np.float32)
+
+
+def test_along_shift_offsets():
+    M = np.array([[1.0, 0, 30.0], [0, 1.0, -40.0]])
+    offs = along_shift(M, (0, 0, 100, 100))
+    assert len(offs) == 6
+    for (dx, dy), r in zip(offs[::2], (3, 6, 8)):
+        assert np.isclose(np.hypot(dx, dy), r) and np.isclose(dx / r, 0.6) and np.isclose(dy / r, -0.8)
+    assert along_shift(np.array([[1.0, 0, 0.2], [0, 1.0, 0.1]]), (0, 0, 10, 10)) == ()
+
+
+@pytest.mark.parametrize("width", [0.5, 0.7])
+def test_straight_edge_slid_along_itself_is_not_a_clone(width, monkeypatch):
+    import verity.ops.copymove as cm
+
+    g = _straight_edge(width=width)
+    r = highpass(g)
+    M = np.array([[1.0, 0, 31.0], [0, 1.0, -9.0]])  # the displacement runs along the edge
+    m, _ = verify_transform(r, M, gray=g)
+    assert m.sum() == 0
+    # the eight fixed directions alone accept it (what the slide along the displacement fixes)
+    monkeypatch.setattr(cm, "along_shift", lambda M, box, steps=(3, 6, 8): ())
+    m0, corr0 = verify_transform(r, M, gray=g)
+    assert m0.sum() > 1000 and corr0 > 0.95
 
 
 def test_detect_copy_move_marks_both_regions(rng):

@@ -396,3 +396,41 @@ def test_detector_fingerprint_covers_shared_base_classes(monkeypatch):
 
     monkeypatch.setattr(F.Path, "read_bytes", read_bytes)
     assert F.detector_fingerprint("learned_npr") != before
+
+
+def test_detector_fingerprint_covers_the_ops_modules_it_uses(monkeypatch):
+    """copy_move's numeric work lives in verity.ops.copymove (imported inside a method): a change
+    there must invalidate its cached scores, and a change in an unrelated ops module must not."""
+    import verity.ops.copymove as cm
+    import verity.ops.zed as zed
+    from verity.train import fusion as F
+
+    before = F.detector_fingerprint("copy_move")
+    real_read = F.Path.read_bytes
+    real_text = F.Path.read_text
+
+    def patched(target):
+        def read_bytes(self):
+            data = real_read(self)
+            return data + b"# changed" if str(self) == target else data
+
+        def read_text(self, *a, **k):
+            data = real_text(self, *a, **k)
+            return data + "# changed" if str(self) == target else data
+
+        monkeypatch.setattr(F.Path, "read_bytes", read_bytes)
+        monkeypatch.setattr(F.Path, "read_text", read_text)
+
+    patched(zed.__file__)
+    assert F.detector_fingerprint("copy_move") == before
+    patched(cm.__file__)
+    assert F.detector_fingerprint("copy_move") != before
+
+
+def test_ops_modules_parsing():
+    from verity.train.fusion import _ops_modules
+
+    text = ("from verity.ops.copymove import detect_copy_move\n    from verity.ops import jpeg as J, noise\n"
+            "see :func:`verity.ops.regions.bbox`")
+    assert sorted(set(_ops_modules(text))) == ["copymove", "jpeg", "noise", "regions"]
+

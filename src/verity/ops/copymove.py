@@ -295,6 +295,29 @@ def local_correlation(a: np.ndarray, b: np.ndarray, window: int = 9) -> tuple[np
     return corr, np.sqrt(np.minimum(v1, v2)).astype(np.float32)
 
 
+def along_shift(M: np.ndarray, box: tuple[int, int, int, int], steps: tuple[float, ...] = (3, 6, 8)) -> tuple:
+    """Offsets of ``steps`` pixels along (and against) the displacement of ``M`` at the centre of ``box``.
+
+    A straight edge that crosses both regions can only line up with itself when the displacement
+    runs along it, so sliding it a few pixels further along the same direction keeps it matched; a
+    clone does not survive that slide. The fixed :data:`PERTURBATIONS` only cover eight directions,
+    which misses edges at other angles.
+
+    Returns
+    -------
+    tuple of (dx, dy) float pairs (empty when the displacement is shorter than 1 px)
+    """
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    dx = M[0, 0] * cx + M[0, 1] * cy + M[0, 2] - cx
+    dy = M[1, 0] * cx + M[1, 1] * cy + M[1, 2] - cy
+    n = float(np.hypot(dx, dy))
+    if n < 1.0:
+        return ()
+    ux, uy = dx / n, dy / n
+    return tuple((sg * r * ux, sg * r * uy) for r in steps for sg in (1.0, -1.0))
+
+
 def verify_transform(
     residual: np.ndarray,
     M: np.ndarray,
@@ -310,8 +333,9 @@ def verify_transform(
 
     A pixel is a *core* pixel when the residual correlation at ``M`` is at least ``min_corr`` and
     exceeds by ``sharpness`` the best correlation at ``M`` shifted by any of :data:`PERTURBATIONS`
-    (3, 6 and 8 pixels in eight directions): a clone matches at one exact offset, while edges and
-    stripes also match when slid along themselves, and periodic patterns one period away. Each
+    (3, 6 and 8 pixels in eight directions) or by 3, 6 and 8 pixels along the displacement itself
+    (:func:`along_shift`): a clone matches at one exact offset, while edges and stripes also match
+    when slid along themselves, and periodic patterns one period away. Each
     core component is then completed to its convex hull where the plain gray difference is below
     ``max_diff`` (to include flat parts of the clone), and grown by up to :data:`GROW` times the
     square root of the core's area into pixels that still match, staying connected to the core.
@@ -363,7 +387,7 @@ def verify_transform(
     if core.sum() < window * window:
         return out, 0.0
     best_other = np.full_like(corr, -1.0)
-    for ox, oy in PERTURBATIONS:
+    for ox, oy in PERTURBATIONS + along_shift(M, box):
         Mp = M.copy()
         Mp[0, 2] += ox
         Mp[1, 2] += oy

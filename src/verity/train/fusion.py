@@ -270,13 +270,26 @@ def view_bytes(eq_pixels: np.ndarray, view: str) -> bytes:
     return perturb(eq_pixels, p, Equalize("jpeg", 90))
 
 
+def _ops_modules(text: str) -> list[str]:
+    """Names of the ``verity.ops`` modules a source text imports (``verity.ops.X`` or
+    ``from verity.ops import X[ as Y], ...``)."""
+    import re
+
+    names = re.findall(r"verity\.ops\.(\w+)", text)
+    for group in re.findall(r"from\s+verity\.ops\s+import\s+([\w ,]+)", text):
+        names += [part.split()[0] for part in group.split(",") if part.strip()]
+    return names
+
+
 def detector_fingerprint(name: str) -> str:
     """What a detector's cached scores depend on: the source files of its class and of the verity
     classes it inherits from (a shared base such as ``detectors/learned/_base.py`` decides scores
-    too) and, for a learned model, the SHA-256 of its weight file."""
+    too), of the ``verity.ops`` modules those files import (where the numeric work lives; followed
+    through the ops modules' own imports) and, for a learned model, the SHA-256 of its weight file."""
     import hashlib
     import inspect
 
+    import verity.ops
     from verity.core.registry import get_detector_class
 
     h = hashlib.sha256()
@@ -291,6 +304,18 @@ def detector_fingerprint(name: str) -> str:
             f = None
         if f and f not in files:
             files.append(f)
+    ops_dir = Path(verity.ops.__file__).parent
+    i = 0
+    while i < len(files):  # files grows as ops modules are found
+        try:
+            text = Path(files[i]).read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+        for mod in _ops_modules(text):
+            f = str(ops_dir / f"{mod}.py")
+            if f not in files and Path(f).is_file():
+                files.append(f)
+        i += 1
     try:
         for f in files or [""]:
             h.update(Path(f).read_bytes())
