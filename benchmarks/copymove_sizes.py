@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from verity.core.io import decode, load_sample
     from verity.core.registry import create_detector
     from verity.lab import edits
-    from verity.train.data import encode, resize
+    from verity.train.data import encode, fit_long_side
 
     if args.no_along_shift:
         cm.along_shift = lambda M, box, steps=(3, 6, 8): ()
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         for side in (None, 1024, 512):
             hits = 0
             for px in pixels:
-                q = px if side is None else resize(px, min(1.0, side / max(px.shape[:2])))
+                q = px if side is None else fit_long_side(px, side)
                 f = det.run(load_sample(encode(q, "jpeg", 90), name="x.jpg"))
                 hits += bool(f.score is not None and f.score > 0.5)
             print(f"| {title} | {len(pixels)} | {side or 'native'} | {hits} ({hits / len(pixels):.1%}) |")

@@ -62,30 +62,22 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from verity.core.io import load_sample
-    from verity.models import get_config
-    from verity.ops.npr import score_image
+    from verity.models import WEIGHTS_DIR, get_config
     from verity.pipeline import analyze
-    import onnxruntime as ort
-
-    from verity.models import WEIGHTS_DIR
-    from verity.train.data import encode, load_pixels, resize
+    from verity.train.data import encode, fit_long_side, load_pixels
+    from verity.train.detector import onnx_file_scorer
 
     wdir = Path(args.weights) if args.weights else WEIGHTS_DIR
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
     nets = {}
     for n in ("learned_semantic", "learned_npr"):
         c = get_config(n)
         if not (wdir / c.file).is_file():
             print(f"other_reals: {wdir / c.file} not found", file=sys.stderr)
             return 2
-        nets[n] = (c, ort.InferenceSession(str(wdir / c.file), opts, providers=["CPUExecutionProvider"]))
+        nets[n] = onnx_file_scorer(wdir / c.file, c)
 
     def scores(px):
-        row = {}
-        for n, (c, sess) in nets.items():
-            row[n] = score_image(px, lambda b, s=sess: s.run(None, {"image": b})[0], c.crop, c.max_crops, c.top_k)["score"]
-        return row
+        return {n: score(px) for n, score in nets.items()}
 
     sets: dict[str, list[tuple[str, "np.ndarray"]]] = {"package photos": []}
     for name, path in package_photos().items():
@@ -108,10 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         for side in SIDES:
             rows, verdicts = [], Counter()
             for name, px in items:
-                q = px
-                if side and max(px.shape[:2]) > side:
-                    q = resize(px, side / max(px.shape[:2]))
-                data = encode(q, "jpeg", 90)
+                data = encode(fit_long_side(px, side) if side else px, "jpeg", 90)
                 q = load_sample(data, name="x.jpg").pixels
                 row = scores(q)
                 rows.append(row)

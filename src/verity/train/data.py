@@ -541,6 +541,12 @@ def resize(pixels: np.ndarray, factor: float) -> np.ndarray:
     return cv2.resize(np.ascontiguousarray(pixels), (nw, nh), interpolation=interp)
 
 
+def fit_long_side(pixels: np.ndarray, side: int) -> np.ndarray:
+    """Reduce an (H, W, C) uint8 image so that its long side is at most ``side`` pixels (a web-size
+    copy; area interpolation); an image already that small is returned as a copy."""
+    return resize(pixels, min(1.0, side / max(pixels.shape[:2])))
+
+
 def center_crop(pixels: np.ndarray, fraction: float) -> np.ndarray:
     """Keep the central ``fraction`` of each side of an (H, W, ...) array (at least 1 pixel)."""
     h, w = pixels.shape[:2]
@@ -574,7 +580,7 @@ def perturb(pixels: np.ndarray, p: Perturbation, base: Equalize | None = None) -
     if p.kind == "resize":
         out = resize(pixels, p.value)
     elif p.kind == "fit":
-        out = resize(pixels, min(1.0, p.value / max(pixels.shape[:2])))
+        out = fit_long_side(pixels, int(p.value))
     elif p.kind == "crop":
         out = center_crop(pixels, p.value)
     elif p.kind == "blur":
@@ -869,6 +875,7 @@ __all__ = [
     "equalize_bytes",
     "equalize_pixels",
     "fingerprint",
+    "fit_long_side",
     "jpeg_native_crop",
     "group_split",
     "load_pixels",

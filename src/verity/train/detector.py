@@ -552,7 +552,7 @@ def _evaluate(scorers: dict, items: list[Item], title: str) -> dict:
     """Score held-out items with every scorer; per-scorer metrics, per-source means, perturbed FPR."""
     from tqdm import tqdm
 
-    from verity.train.data import resize
+    from verity.train.data import fit_long_side, resize
 
     eq = [_equalized(it.pixels, 90) for it in items]
     reals = [it for it in items if it.label == 0 and min(it.pixels.shape[:2]) >= 128]
@@ -561,7 +561,7 @@ def _evaluate(scorers: dict, items: list[Item], title: str) -> dict:
     pert = {"jpeg75": [_equalized(it.pixels, 75) for it in reals],
             "resize0.5": [_equalized(resize(it.pixels, 0.5), 90) for it in reals],
             "blur1": [_equalized(cv2.GaussianBlur(it.pixels, (0, 0), 1.0), 90) for it in reals],
-            "web512": [_equalized(resize(it.pixels, min(1.0, 512 / max(it.pixels.shape[:2]))), 90) for it in reals]}
+            "web512": [_equalized(fit_long_side(it.pixels, 512), 90) for it in reals]}
     y = np.array([it.label for it in items])
     res = {}
     for name, fn in scorers.items():
@@ -608,14 +608,13 @@ def _evaluate(scorers: dict, items: list[Item], title: str) -> dict:
     return res
 
 
-def _onnx_scorer(torch, net, cfg, tmpdir: str):
-    """Export ``net`` to a temporary ONNX file and return ``pixels -> pooled score`` (as analysis does)."""
+def onnx_file_scorer(path: str | Path, cfg):
+    """``pixels -> pooled score`` of an ONNX detector file (input ``image``), scored as analysis does:
+    ``cfg``'s native-resolution crops and top-k pooling, onnxruntime on one thread."""
     import onnxruntime as ort
 
     from verity.ops.npr import score_image
 
-    path = Path(tmpdir) / f"m{len(list(Path(tmpdir).iterdir()))}.onnx"
-    export_onnx(torch, net, path)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
@@ -624,6 +623,13 @@ def _onnx_scorer(torch, net, cfg, tmpdir: str):
         return sess.run(None, {"image": batch})[0]
 
     return lambda px: score_image(px, logits, cfg.crop, cfg.max_crops, cfg.top_k)["score"]
+
+
+def _onnx_scorer(torch, net, cfg, tmpdir: str):
+    """Export ``net`` to a temporary ONNX file and return ``pixels -> pooled score`` (as analysis does)."""
+    path = Path(tmpdir) / f"m{len(list(Path(tmpdir).iterdir()))}.onnx"
+    export_onnx(torch, net, path)
+    return onnx_file_scorer(path, cfg)
 
 
 def _logit(p: float) -> float:
@@ -799,19 +805,12 @@ def main(args: argparse.Namespace) -> int:
         return 4
 
     if args.eval_only:
-        from verity.ops.npr import score_image
-
         def file_scorer(name):
-            import onnxruntime as ort
-
             c = get_config(name)
             path = out_dir / c.file
             if not path.is_file():
                 raise SystemExit(f"verity train detector: {path} not found")
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = 1
-            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-            return lambda px: score_image(px, lambda b: sess.run(None, {"image": b})[0], c.crop, c.max_crops, c.top_k)["score"]
+            return onnx_file_scorer(path, c)
 
         sc = {n: file_scorer(n) for n in ("learned_semantic", "learned_npr")}
         a, b = sc["learned_semantic"], sc["learned_npr"]
