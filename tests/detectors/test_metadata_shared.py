@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from verity.provenance.survey import survey
+from verity.eval.survey import survey
 
 
 @pytest.mark.slow

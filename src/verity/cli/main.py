@@ -14,7 +14,14 @@ import argparse
 import importlib
 import sys
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INPUT, EXIT_MISSING, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+from verity.exit_codes import (  # noqa: F401  (re-exported for the sub-commands)
+    EXIT_ERROR,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_MISSING,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 
 #: sub-command modules, in the order ``--help`` lists them
 COMMANDS = ("analyze", "demo", "detectors", "eval", "train", "lab", "index", "identity", "provenance", "serve")

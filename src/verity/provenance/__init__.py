@@ -4,7 +4,6 @@
   thumbnails, XMP, IPTC-IIM, generator settings blocks and editing software names.
 * :mod:`verity.provenance.thumbnail` -- comparing an EXIF preview with the main image.
 * :mod:`verity.provenance.c2pa` -- C2PA Content Credentials: offline read/validate, sign, dev CA.
-* :mod:`verity.provenance.survey` -- run the metadata/provenance detectors over a folder.
 
 Submodules are imported on demand; importing this package is cheap.
 """

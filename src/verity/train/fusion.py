@@ -1029,7 +1029,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from verity.cli.main import EXIT_MISSING, EXIT_OK, EXIT_USAGE
+    from verity.exit_codes import EXIT_MISSING, EXIT_OK, EXIT_USAGE
 
     import cv2
 

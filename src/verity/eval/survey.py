@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m verity.provenance.survey /work/shared/data [--detectors a,b,...] [--json out.json]
-    python -m verity.provenance.survey /work/shared/data/real_camera --thumbnail-splices
+    python -m verity.eval.survey /work/shared/data [--detectors a,b,...] [--json out.json]
+    python -m verity.eval.survey /work/shared/data/real_camera --thumbnail-splices
 
 Prints, per top-level folder/sub-folder, how many files each detector flagged for
 ``ai_generated`` or ``edited`` (score > 0.5 with that label), scored as authentic (< 0.5), or
@@ -145,7 +145,7 @@ def format_report(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m verity.provenance.survey", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m verity.eval.survey", description=__doc__.splitlines()[0])
     ap.add_argument("root", help="folder of images (e.g. /work/shared/data)")
     ap.add_argument("--detectors", default=",".join(METADATA_DETECTORS), help="comma-separated detector names")
     ap.add_argument("--json", help="also write the counts to this JSON file")
