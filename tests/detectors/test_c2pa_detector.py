@@ -87,9 +87,19 @@ def test_generative_fill_is_edited(jpeg, creds):
 
 
 def test_declared_edit(jpeg, creds):
+    signed = _sign(jpeg, creds, digital_source_type="digitalCapture", actions=[{"action": "c2pa.edited"}])
+    f = create_detector("c2pa").run(load_sample(signed))
+    assert f.labels == ["edited"] and f.score == pytest.approx(0.7) and "c2pa.edited" in f.evidence[0]
+    assert f.details["provenance"]["claim"] == "edits"
+
+
+def test_invalid_but_not_tampered_is_not_called_valid(jpeg, creds):
+    # c2pa.placed needs an ingredient: c2pa marks the manifest Invalid (assertion.action.ingredientMismatch)
     signed = _sign(jpeg, creds, digital_source_type="digitalCapture", actions=[{"action": "c2pa.placed"}])
     f = create_detector("c2pa").run(load_sample(signed))
-    assert f.labels == ["edited"] and f.score == pytest.approx(0.8) and "c2pa.placed" in f.evidence[0]
+    assert f.details["validation_state"] == "Invalid"
+    assert f.score == 0.5 and f.labels == [] and "is invalid" in f.evidence[0] and "valid C2PA" not in f.evidence[0]
+    assert f.details["provenance"]["claim"] == "invalid"
 
 
 def test_png_without_manifest_abstains():
