@@ -289,14 +289,11 @@ def explain(
     """One paragraph built from the evidence that moved the verdict most (and the provenance rule)."""
     if decision is not None and decision.decided_by == "provenance" and decision.rule:
         r = decision.rule
-        who = "" if r.get("trusted") else (
-            " The signer is not on a configured trust list: the declaration is the signer's own, and anyone can "
-            "sign one."
-        )
+        who = "" if r.get("trusted") else " (an untrusted signer's declaration: anyone can sign one)"
         return (
             f"The image {_DECLARED.get(verdict, verdict)} according to its Content Credentials: decided by "
-            f"provenance (a signed declaration, not a statistical estimate). {str(r.get('sentence', '')).rstrip('.')}."
-            f"{who} The detectors alone gave: {_pcts(decision.fused_probabilities)}."
+            f"provenance{who}, a signed declaration rather than a statistical estimate. "
+            f"{str(r.get('sentence', '')).rstrip('.')}. The detectors alone gave: {_pcts(decision.fused_probabilities)}."
         )
     text = _explain_fusion(verdict, probabilities, findings, model)
     if decision is not None and decision.rule and decision.rule.get("likelihood_ratios"):

@@ -156,6 +156,29 @@ STATE_MEANINGS = {
 }
 
 
+#: IPTC digital source types in words.
+SOURCE_TYPE_MEANINGS = {
+    "trainedAlgorithmicMedia": "created by a generative AI model trained on sample content",
+    "algorithmicMedia": "created purely by an algorithm (not trained on sample content)",
+    "compositeSynthetic": "a composite that includes synthetic (generated) elements",
+    "compositeWithTrainedAlgorithmicMedia": "edited with generative AI (e.g. generative fill or expand)",
+    "algorithmicallyEnhanced": "a capture enhanced by an algorithm (e.g. denoising, upscaling)",
+    "dataDrivenMedia": "made from data by an algorithm (e.g. a chart or a map)",
+    "digitalCapture": "captured by a camera or other digital sensor",
+    "computationalCapture": "captured with computational processing (e.g. a phone's multi-frame photo)",
+    "negativeFilm": "scanned from a film negative",
+    "positiveFilm": "scanned from a film positive (slide)",
+    "print": "scanned from a print",
+    "humanEdits": "edited by a person",
+    "digitalCreation": "created by a person with digital tools (drawing, 3-D rendering)",
+    "screenCapture": "a screenshot or screen recording",
+    "virtualRecording": "recorded in a virtual environment",
+    "composite": "a composite of several elements",
+    "compositeCapture": "a composite of several captures (e.g. a panorama or focus stack)",
+    "empty": "an empty starting asset",
+}
+
+
 def explain_code(code: str, fallback: str | None = None) -> str:
     """A C2PA validation status code in words (c2pa's own explanation for codes not listed)."""
     return CODE_MEANINGS.get(code) or (fallback or "").strip() or code
@@ -620,6 +643,68 @@ def read(
     info.remote_url = remote
     info.embedded = embedded
     return info
+
+
+def describe(info: C2paInfo, *, allow_remote: bool = False) -> dict[str, Any]:
+    """A :class:`C2paInfo` as the document ``verity verify --json`` prints (docs/schema.md).
+
+    Keys: ``credentials`` (``found``, ``none``, ``remote`` -- linked, not fetched -- or
+    ``unreadable``), ``state`` and ``state_meaning``, ``content_hash`` (``match``/``mismatch``/
+    null), ``signer``, ``signed_at``, ``time_stamped``, ``claim_generator``, ``title``, ``actions``,
+    ``digital_source_types`` (term and meaning), ``history`` (the ingredient tree), ``codes``
+    (``failure``/``informational``/``success``, each code with c2pa's explanation and its meaning in
+    words), ``remote_url``, ``embedded``, ``summary`` (one sentence) and ``error``.
+    """
+    def codes(items: list[tuple[str, str]]) -> list[dict[str, str]]:
+        return [{"code": c, "explanation": e, "meaning": explain_code(c, e)} for c, e in items]
+
+    doc: dict[str, Any] = {
+        "credentials": "none", "state": None, "state_meaning": None, "content_hash": None, "signer": None,
+        "signed_at": None, "time_stamped": False, "claim_generator": None, "title": None, "actions": [],
+        "digital_source_types": [], "history": None, "codes": {"failure": [], "informational": [], "success": []},
+        "remote_url": info.remote_url, "embedded": info.embedded, "error": None,
+    }  # fmt: skip
+    if not info.present:
+        err = info.error or ""
+        if info.remote_url and not allow_remote:
+            doc["credentials"] = "remote"
+            doc["summary"] = (f"Content Credentials are stored remotely at {info.remote_url}; not fetched (verity works "
+                              "offline; pass --allow-remote to fetch them), so nothing was verified.")  # fmt: skip
+        elif err and not err.startswith("NotSupported"):
+            doc["credentials"] = "unreadable"
+            doc["error"] = err
+            doc["summary"] = f"C2PA data was found but cannot be read ({err[:200]}); nothing was verified."
+        else:
+            doc["summary"] = "No Content Credentials found."
+        return doc
+    fails = [(c, e) for c, e in info.failures]
+    doc.update(
+        credentials="found",
+        state=info.validation_state,
+        state_meaning=STATE_MEANINGS.get(info.validation_state or ""),
+        content_hash=info.content_hash,
+        signer={"name": info.signer, "issuer": info.issuer, "algorithm": info.alg},
+        signed_at=info.signed_at,
+        time_stamped=bool(info.signed_at),
+        claim_generator=info.claim_generator,
+        title=info.title,
+        actions=[{"action": a.action, "digital_source_type": a.digital_source_type, "software_agent": a.software_agent,
+                  "when": a.when, "description": a.description} for a in info.actions],  # fmt: skip
+        digital_source_types=[{"term": t, "meaning": SOURCE_TYPE_MEANINGS.get(t, t)} for t in info.digital_source_types],
+        history=info.history,
+        codes={"failure": codes(fails), "informational": codes(info.informational), "success": codes(info.successes)},
+    )
+    state = info.validation_state or "unknown"
+    who = info.signer or "an unnamed signer"
+    if state == "Invalid":
+        first = next((c for c, _ in fails if c not in TRUST_CODES), fails[0][0] if fails else "")
+        doc["summary"] = f"Content Credentials signed by {who} are INVALID: {explain_code(first)}."
+    elif state == "Trusted":
+        doc["summary"] = f"Content Credentials signed by {who} are valid and the signer is trusted."
+    else:
+        doc["summary"] = (f"Content Credentials signed by {who} are valid, but the signer is not on any configured trust "
+                          "list (its identity is self-asserted).")  # fmt: skip
+    return doc
 
 
 # --------------------------------------------------------------------------------------------
