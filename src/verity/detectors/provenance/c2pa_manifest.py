@@ -48,9 +48,15 @@ class C2paManifest(Detector):
       0.3 (untrusted) for ``ai_generated`` and ``edited``;
     * anything else: 0.5 with the manifest described. No manifest: abstain.
 
-    Weight 1.5: a valid signature binds the declaration to these exact bytes, which makes it the
-    strongest provenance signal verity reads; it stays below the generator-settings weight
-    because an untrusted self-signed certificate can declare anything.
+    The score is what reports show. Fusion does not sum it: the finding's
+    ``details["provenance"]["claim"]`` (``ai_generated``, ``ai_composite``, ``tampered_content``,
+    ``tampered_content_ai``, ``tampered_manifest``, ``edits_content``, ``edits``, ``ai_component``,
+    ``capture_trusted``, ``capture_untrusted``, ``invalid``, ``none``) is applied after fusion by
+    :func:`verity.core.fusion.apply_provenance`: decisive for a valid declaration of AI generation
+    or AI compositing, a bounded likelihood ratio otherwise (docs/provenance.md). A manifest that is
+    Invalid for reasons other than changed content or an altered manifest (an unusable certificate,
+    malformed actions) is reported and has no effect. The weight attribute (1.5) is not used:
+    ``c2pa`` is in :data:`verity.core.fusion.POST_FUSION_DETECTORS`.
     """
 
     name = "c2pa"
