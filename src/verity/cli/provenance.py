@@ -396,10 +396,12 @@ def run_sign(args: argparse.Namespace) -> int:
         parent_title = Path(args.parent).name
         note = f"parent ingredient: {parent_title}"
         if existing.present:
-            note += f" (the input's own Content Credentials are replaced; sign without --parent to keep them)"
+            note += " (the input's own Content Credentials are replaced; sign without --parent to keep them)"
     elif existing.present:
         parent, parent_title = data, Path(args.file).name
-        note = f"the input's Content Credentials ({existing.validation_state}) are kept as the parent ingredient"
+        note = "the input's Content Credentials are kept as the parent ingredient"
+        if existing.validation_state == "Invalid":
+            note += " (they fail validation, and the history will say so)"
     elif not source:
         parent, parent_title = data, Path(args.file).name
         note = ("no digital source type declared (use --source-type digitalCapture for a camera photo, "
