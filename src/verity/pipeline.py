@@ -56,8 +56,8 @@ class Pipeline:
     def analyze(self, sample: Sample) -> Verdict:
         t0 = time.perf_counter()
         findings, timings, errors = self.run_findings(sample)
-        probs = self.fusion.probabilities(findings)
-        verdict = self.fusion.verdict(probs, findings)
+        decision = self.fusion.decide(findings)
+        probs, verdict = decision.probabilities, decision.verdict
         faces = [face for f in findings for face in f.faces]
         timings["total"] = time.perf_counter() - t0
         return Verdict(
@@ -66,7 +66,10 @@ class Pipeline:
             findings=findings,
             path=sample.path,
             faces=faces,
-            explanation=explain(verdict, probs, findings, self.fusion),
+            explanation=explain(verdict, probs, findings, self.fusion, decision),
+            decided_by=decision.decided_by,
+            fused_probabilities=decision.fused_probabilities,
+            provenance=decision.rule,
             image={
                 "format": sample.format,
                 "width": sample.width,

@@ -87,9 +87,19 @@ def test_generative_fill_is_edited(jpeg, creds):
 
 
 def test_declared_edit(jpeg, creds):
+    signed = _sign(jpeg, creds, digital_source_type="digitalCapture", actions=[{"action": "c2pa.edited"}])
+    f = create_detector("c2pa").run(load_sample(signed))
+    assert f.labels == ["edited"] and f.score == pytest.approx(0.7) and "c2pa.edited" in f.evidence[0]
+    assert f.details["provenance"]["claim"] == "edits"
+
+
+def test_invalid_but_not_tampered_is_not_called_valid(jpeg, creds):
+    # c2pa.placed needs an ingredient: c2pa marks the manifest Invalid (assertion.action.ingredientMismatch)
     signed = _sign(jpeg, creds, digital_source_type="digitalCapture", actions=[{"action": "c2pa.placed"}])
     f = create_detector("c2pa").run(load_sample(signed))
-    assert f.labels == ["edited"] and f.score == pytest.approx(0.8) and "c2pa.placed" in f.evidence[0]
+    assert f.details["validation_state"] == "Invalid"
+    assert f.score == 0.5 and f.labels == [] and "is invalid" in f.evidence[0] and "valid C2PA" not in f.evidence[0]
+    assert f.details["provenance"]["claim"] == "invalid"
 
 
 def test_png_without_manifest_abstains():
@@ -118,3 +128,48 @@ def test_remote_manifest_is_not_fetched(jpeg, creds):
     builder.sign(signer, "image/jpeg", io.BytesIO(jpeg), out)
     f = create_detector("c2pa").run(load_sample(out.getvalue()))
     assert f.score == 0.5 and f.labels == [] and "https://example.invalid/manifest.c2pa" in f.evidence[0]
+
+
+def _resign_with_history(data, creds, **kw):
+    """Sign ``data`` again, keeping its manifest as the parent ingredient (what `verity sign` does)."""
+    return prov.sign(data, cert_chain=creds.chain_pem, private_key=creds.key_pem, claim_generator="editor",
+                     digital_source_type=kw.pop("digital_source_type", None), parent=data, parent_title="parent", **kw)
+
+
+def test_generated_then_cropped_is_still_ai_generated(jpeg, creds):
+    cropped = _resign_with_history(_sign(jpeg, creds), creds, actions=[{"action": "c2pa.cropped"}])
+    f = create_detector("c2pa").run(load_sample(cropped))
+    assert f.details["provenance"]["claim"] == "ai_generated" and f.labels == ["ai_generated"]
+    assert "made from an image whose own manifest declares 'trainedAlgorithmicMedia'" in f.evidence[0]
+    v = Pipeline(["c2pa", "jpeg_double"]).analyze(load_sample(cropped))
+    assert v.verdict == "ai_generated" and v.decided_by == "provenance"
+
+
+def test_capture_then_processed_keeps_capture_claim(jpeg, creds):
+    capture = _sign(jpeg, creds, digital_source_type="digitalCapture")
+    resized = _resign_with_history(capture, creds, actions=[{"action": "c2pa.resized"}])
+    det = create_detector("c2pa", trust_anchors=creds.root_pem)
+    assert det.run(load_sample(resized)).details["provenance"]["claim"] == "capture_trusted"
+    edited = _resign_with_history(capture, creds, actions=[{"action": "c2pa.edited"}])
+    assert det.run(load_sample(edited)).details["provenance"]["claim"] == "edits"
+
+
+@pytest.mark.parametrize("seed,strong", [(30, True), (35, False)])
+def test_capture_manifest_lowers_but_does_not_hide_a_splice(creds, seed, strong):
+    from verity.lab.edits import make_splice
+
+    rng = np.random.default_rng(seed)
+    a, b = textured_image(rng, (256, 320)), textured_image(rng, (256, 320))
+    splice = make_splice(a, b, rng).data
+    pipe = Pipeline(["c2pa", "jpeg_double", "jpeg_ghost", "copy_move", "noise_inconsistency"])
+    pipe.detectors[0] = create_detector("c2pa", trust_anchors=creds.root_pem.decode())
+    plain = pipe.analyze(load_sample(splice))
+    signed = pipe.analyze(load_sample(_sign(splice, creds, digital_source_type="digitalCapture")))
+    assert plain.verdict == "edited"
+    assert signed.provenance["claim"] == "capture_trusted" and signed.decided_by == "fusion"
+    assert signed.fused_probabilities == pytest.approx(plain.probabilities)
+    assert signed.probabilities["edited"] < plain.probabilities["edited"]
+    if strong:  # strong pixel evidence (edited > 0.975 alone) survives a trusted camera manifest
+        assert plain.probabilities["edited"] > 0.975 and signed.verdict == "edited"
+    else:  # moderate evidence (0.79 alone) is outweighed
+        assert plain.probabilities["edited"] < 0.9 and signed.verdict != "edited"

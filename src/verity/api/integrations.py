@@ -115,7 +115,7 @@ def _first(mod: Any, names: tuple[str, ...]) -> Any | None:
 #: its format); ``read(data, fmt) -> C2paInfo`` is the module's API.
 C2PA_FUNCTIONS = ("read", "verify_bytes", "verify")
 #: Derived facts of a ``C2paInfo`` added to the JSON next to its fields.
-C2PA_PROPERTIES = ("signature_ok", "content_modified", "manifest_tampered", "trusted", "failure_codes")
+C2PA_PROPERTIES = ("signature_ok", "content_modified", "manifest_tampered", "trusted", "failure_codes", "content_hash")
 
 
 def available() -> dict[str, bool]:

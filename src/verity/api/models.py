@@ -97,6 +97,11 @@ class Analysis(BaseModel):
     confidence: float
     probabilities: dict[str, float]
     explanation: str
+    decided_by: Literal["fusion", "provenance"] = Field(
+        "fusion", description="'provenance' when signed Content Credentials decided the verdict (docs/schema.md).")
+    fused_probabilities: dict[str, float] | None = Field(
+        None, description="The detectors' fused probabilities before the provenance rule.")
+    provenance: dict[str, Any] | None = Field(None, description="The provenance rule that applied, if any.")
     image: dict[str, Any]
     findings: list[FindingOut]
     faces: list[FaceOut]

@@ -24,13 +24,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detectors", metavar="A,B", help="run only these detectors (see `verity detectors`)")
     p.add_argument("--max-mb", type=float, default=100.0, help="largest file accepted, MB (default 100)")
     p.add_argument("--max-mp", type=float, default=100.0, help="largest image accepted, megapixels (default 100)")
+    p.add_argument("--trust-anchors", metavar="PEM", help="root certificates (PEM) that make a C2PA signer Trusted "
+                   "(default $VERITY_C2PA_TRUST_ANCHORS)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def _human(v, out) -> None:
-    probs = ", ".join(f"{c} {100 * p:.0f}%" for c, p in sorted(v.probabilities.items(), key=lambda kv: -kv[1]))
-    out.write(f"{v.path}: {v.verdict.upper()}  ({probs})\n")
+    if v.decided_by == "provenance":
+        fused = v.fused_probabilities or v.probabilities
+        alone = ", ".join(f"{c} {100 * p:.0f}%" for c, p in sorted(fused.items(), key=lambda kv: -kv[1]))
+        out.write(f"{v.path}: {v.verdict.upper()}  (certainty: provenance, signed Content Credentials; "
+                  f"detectors alone: {alone})\n")
+    else:
+        probs = ", ".join(f"{c} {100 * p:.0f}%" for c, p in sorted(v.probabilities.items(), key=lambda kv: -kv[1]))
+        out.write(f"{v.path}: {v.verdict.upper()}  ({probs})\n")
     out.write(f"  {v.explanation}\n")
     shown = sorted(
         (f for f in v.findings if f.score is not None), key=lambda f: -abs(f.score - 0.5)
@@ -70,6 +78,13 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         sys.stderr.write("verity analyze: no image files found in the given folders\n")
         return EXIT_USAGE
+    if args.trust_anchors:
+        import os
+
+        if not Path(args.trust_anchors).is_file():
+            sys.stderr.write(f"verity analyze: --trust-anchors {args.trust_anchors}: no such file\n")
+            return EXIT_USAGE
+        os.environ["VERITY_C2PA_TRUST_ANCHORS"] = str(Path(args.trust_anchors).resolve())
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()] if args.detectors else None
     try:
         pipe = Pipeline(detectors)

@@ -48,7 +48,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         description="Offline deepfake and synthetic-media forensics: is this image authentic, "
         "AI-generated, edited or face-manipulated, and where?",
         epilog="Exit codes: 0 ok, 1 internal error, 2 usage error, 3 some inputs unreadable, "
-        "4 missing optional dependency or data, 130 interrupted.",
+        "4 missing optional dependency or data, 5 `verify --require` not met, 130 interrupted.",
     )
     p.add_argument("--version", action="version", version=f"verity {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -18,6 +18,13 @@ The verdict is the most probable class when its probability reaches that class's
 (``thresholds[c]``, else ``inconclusive_below``, default 0.6), else ``inconclusive``. A fitted file sets a higher threshold for the fake classes, chosen on validation
 data so that few real photos are called fake (see ``docs/eval.md``).
 
+Provenance is applied *after* this fusion (:func:`apply_provenance`): the ``c2pa`` finding is not
+summed with the others (:data:`POST_FUSION_DETECTORS`). A valid signed manifest that declares the
+image AI-generated (or generative-AI composited) decides the verdict outright; every other manifest
+outcome multiplies the fused probabilities by a fixed, bounded likelihood ratio
+(:data:`PROVENANCE_LIKELIHOOD_RATIOS`) and renormalises -- a Bayes update of the fused posterior.
+The fitted weights are untouched by this rule.
+
 Weights come from a JSON file fitted on a validation split by ``verity train fusion`` when one is
 shipped (``verity/models/weights/fusion.json``); otherwise from each detector's hand-set ``weight``
 class attribute with the biases below.
@@ -40,6 +47,41 @@ DEFAULT_BIAS: dict[str, float] = {"ai_generated": -1.5, "edited": -1.5, "face_ma
 DEFAULT_INCONCLUSIVE_BELOW = 0.6
 EPS = 0.01
 FUSION_FILE = Path(__file__).resolve().parent.parent / "models" / "weights" / "fusion.json"
+
+
+#: Detectors whose finding is applied by :func:`apply_provenance` after fusion, not summed in it.
+POST_FUSION_DETECTORS: tuple[str, ...] = ("c2pa",)
+
+#: Manifest outcomes (``details["provenance"]["claim"]`` of the ``c2pa`` finding) that decide the
+#: verdict: a valid signature over a declaration *against the signer's interest* (that the image is
+#: generated, or has generated content composited in). Nobody gains from falsely labelling a real
+#: photo AI-made except someone discrediting it, which is why the explanation names the signer and
+#: says whether it is trusted.
+PROVENANCE_DECISIVE: dict[str, str] = {"ai_generated": "ai_generated", "ai_composite": "edited"}
+
+#: Bounded evidence: manifest outcome -> class -> likelihood ratio P(outcome | class) /
+#: P(outcome | authentic). The fused probabilities are multiplied by these and renormalised, so no
+#: outcome here can move a class's odds by more than its ratio: a signed capture lowers the fake
+#: classes' odds 15-fold (trusted signer) or 4-fold (self-asserted signer) but leaves a verdict
+#: that strong pixel evidence of editing made (fused odds above 15 x the threshold's) standing.
+PROVENANCE_LIKELIHOOD_RATIOS: dict[str, dict[str, float]] = {
+    # the bytes covered by the signature changed after signing (pixels edited, or re-encoded by a
+    # tool that kept the manifest): strong tampering evidence, not proof (a metadata tool can do it)
+    "tampered_content": {"edited": 40.0},
+    # ... and the signed claim (intact) had declared the image generated
+    "tampered_content_ai": {"edited": 40.0, "ai_generated": 15.0},
+    # the manifest itself was altered after signing
+    "tampered_manifest": {"edited": 15.0},
+    # intact manifest recording content-changing edits (c2pa.placed, c2pa.removed)
+    "edits_content": {"edited": 8.0},
+    # intact manifest recording c2pa.edited / c2pa.drawing (also used for benign retouching)
+    "edits": {"edited": 4.0},
+    # an ingredient composited into the image declares generated content
+    "ai_component": {"edited": 8.0},
+    # intact manifest of a capture (digitalCapture...) with only processing actions
+    "capture_trusted": {"ai_generated": 1 / 15, "edited": 1 / 15, "face_manipulated": 1 / 15},
+    "capture_untrusted": {"ai_generated": 1 / 4, "edited": 1 / 4, "face_manipulated": 1 / 4},
+}
 
 
 def logit(p: float, eps: float = EPS) -> float:
@@ -105,7 +147,7 @@ class FusionModel:
         """Per class, each detector's additive contribution to the logit."""
         out: dict[str, dict[str, float]] = {c: {} for c in FAKE_CLASSES}
         for f in findings:
-            if f.score is None:
+            if f.score is None or f.detector in POST_FUSION_DETECTORS:
                 continue
             lg = logit(f.score)
             if f.detector in self.centers:
@@ -137,6 +179,78 @@ class FusionModel:
         """Least probability of ``cls_name`` for it to be the verdict."""
         return float(self.thresholds.get(cls_name, self.inconclusive_below))
 
+    def decide(self, findings: list[Finding]) -> "Decision":
+        """Fusion followed by the provenance rule: verdict, probabilities and how they were reached."""
+        fused = self.probabilities(findings)
+        d = apply_provenance(fused, findings)
+        if d.decided_by == "provenance":
+            return d
+        # a finding summed by fusion, or one whose provenance claim moved the probabilities
+        opinions = [f for f in findings if f.score is not None and (f.detector not in POST_FUSION_DETECTORS or d.rule)]
+        d.verdict = self.verdict(d.probabilities, opinions) if opinions else "inconclusive"
+        return d
+
+
+@dataclass
+class Decision:
+    """What :meth:`FusionModel.decide` concluded.
+
+    Attributes
+    ----------
+    verdict : str
+    probabilities : dict
+        The final probabilities (after the provenance rule).
+    fused_probabilities : dict
+        What the detectors' fusion alone gave, before the provenance rule.
+    decided_by : str
+        ``"fusion"``, or ``"provenance"`` when a signed manifest decided the verdict (the
+        probabilities are then 1 for that class: the certainty of a signed declaration, not a
+        statistical estimate).
+    rule : dict or None
+        The provenance rule that applied: ``claim``, ``likelihood_ratios`` or ``decides``,
+        ``sentence`` (the manifest evidence), ``trusted``, ``signer``.
+    """
+
+    verdict: str
+    probabilities: dict[str, float]
+    fused_probabilities: dict[str, float]
+    decided_by: str = "fusion"
+    rule: dict[str, Any] | None = None
+
+
+def provenance_claim(findings: list[Finding]) -> dict[str, Any] | None:
+    """The ``details["provenance"]`` of the first post-fusion finding that carries one."""
+    for f in findings:
+        if f.detector in POST_FUSION_DETECTORS and isinstance(f.details.get("provenance"), dict):
+            return f.details["provenance"]
+    return None
+
+
+def apply_provenance(fused: dict[str, float], findings: list[Finding]) -> Decision:
+    """Apply the provenance rule to fused probabilities (see the module docstring).
+
+    * ``details["provenance"]["claim"]`` in :data:`PROVENANCE_DECISIVE`: the verdict is that class,
+      probabilities 1 for it and 0 for the others, ``decided_by="provenance"``.
+    * in :data:`PROVENANCE_LIKELIHOOD_RATIOS`: ``p'_c = p_c LR_c / sum_k p_k LR_k`` with
+      ``LR_authentic = 1`` (the verdict is left for :meth:`FusionModel.verdict` to make).
+    * anything else (no manifest, remote or unreadable, a neutral manifest): unchanged.
+    """
+    fused = dict(fused)
+    claim = provenance_claim(findings)
+    name = str(claim.get("claim")) if claim else ""
+    base = {k: claim.get(k) for k in ("claim", "sentence", "trusted", "signer", "state")} if claim else {}
+    if name in PROVENANCE_DECISIVE:
+        cls = PROVENANCE_DECISIVE[name]
+        probs = {c: (1.0 if c == cls else 0.0) for c in CLASSES}
+        return Decision(cls, probs, fused, "provenance", {**base, "decides": cls})
+    lr = PROVENANCE_LIKELIHOOD_RATIOS.get(name)
+    if not lr:
+        return Decision("inconclusive", fused, fused)
+    w = {c: fused[c] * float(lr.get(c, 1.0)) for c in CLASSES}
+    total = sum(w.values()) or 1.0
+    probs = {c: w[c] / total for c in CLASSES}
+    return Decision("inconclusive", probs, fused, "fusion", {**base, "likelihood_ratios": dict(lr)})
+
 
 def _class_weight(name: str) -> float:
     try:
@@ -148,14 +262,54 @@ def _class_weight(name: str) -> float:
 
 
 def fuse(findings: list[Finding], model: FusionModel | None = None) -> tuple[str, dict[str, float]]:
-    """Return ``(verdict, probabilities)`` for a list of findings."""
+    """Return ``(verdict, probabilities)`` for a list of findings (fusion and the provenance rule)."""
     model = model or FusionModel.load()
-    probs = model.probabilities(findings)
-    return model.verdict(probs, findings), probs
+    d = model.decide(findings)
+    return d.verdict, d.probabilities
 
 
-def explain(verdict: str, probabilities: dict[str, float], findings: list[Finding], model: FusionModel) -> str:
-    """One paragraph built from the evidence that moved the verdict most."""
+_WORDS = {
+    "authentic": "shows no sign of generation or manipulation",
+    "ai_generated": "looks AI-generated",
+    "edited": "looks edited (parts of it were altered)",
+    "face_manipulated": "contains a manipulated face",
+    "inconclusive": "cannot be called either way with confidence",
+}
+_DECLARED = {"ai_generated": "is AI-generated", "edited": "contains generative-AI content composited into it (edited)"}
+
+
+def _pcts(p: dict[str, float]) -> str:
+    return ", ".join(f"{c.replace('_', ' ')} {100 * v:.0f}%" for c, v in sorted(p.items(), key=lambda kv: -kv[1]))
+
+
+def explain(
+    verdict: str, probabilities: dict[str, float], findings: list[Finding], model: FusionModel,
+    decision: Decision | None = None,
+) -> str:
+    """One paragraph built from the evidence that moved the verdict most (and the provenance rule)."""
+    if decision is not None and decision.decided_by == "provenance" and decision.rule:
+        r = decision.rule
+        who = "" if r.get("trusted") else " (an untrusted signer's declaration: anyone can sign one)"
+        return (
+            f"The image {_DECLARED.get(verdict, verdict)} according to its Content Credentials: decided by "
+            f"provenance{who}, a signed declaration rather than a statistical estimate. "
+            f"{str(r.get('sentence', '')).rstrip('.')}. The detectors alone gave: {_pcts(decision.fused_probabilities)}."
+        )
+    text = _explain_fusion(verdict, probabilities, findings, model)
+    if decision is not None and decision.rule and decision.rule.get("likelihood_ratios"):
+        r = decision.rule
+        lr = ", ".join(
+            f"{c.replace('_', ' ')} x{v:g}" if v >= 1 else f"{c.replace('_', ' ')} x1/{1 / v:.0f}"
+            for c, v in r["likelihood_ratios"].items()
+        )
+        text += (
+            f" Content Credentials: {str(r.get('sentence', '')).rstrip('.')}; applied after fusion as bounded "
+            f"evidence (odds {lr}; the detectors alone gave {_pcts(decision.fused_probabilities)})."
+        )
+    return text
+
+
+def _explain_fusion(verdict: str, probabilities: dict[str, float], findings: list[Finding], model: FusionModel) -> str:
     contrib = model.contributions(findings)
     by_det: dict[str, float] = {}
     target = verdict if verdict in FAKE_CLASSES else None
@@ -172,19 +326,12 @@ def explain(verdict: str, probabilities: dict[str, float], findings: list[Findin
         if fmap[det].evidence:
             sentences.append(fmap[det].evidence[0].rstrip(".") + ".")
     pct = {c: f"{100 * p:.0f}%" for c, p in probabilities.items()}
-    words = {
-        "authentic": "shows no sign of generation or manipulation",
-        "ai_generated": "looks AI-generated",
-        "edited": "looks edited (parts of it were altered)",
-        "face_manipulated": "contains a manipulated face",
-        "inconclusive": "cannot be called either way with confidence",
-    }
-    head = f"The image {words[verdict]}"
+    head = f"The image {_WORDS[verdict]}"
     best = max(probabilities, key=probabilities.get)
     head += f" ({best.replace('_', ' ')} {pct[best]})." if verdict != "inconclusive" else (
         f": the most likely class, {best.replace('_', ' ')}, has only {pct[best]}."
     )
     if not sentences:
-        n = sum(f.score is not None for f in findings)
+        n = sum(f.score is not None and f.detector not in POST_FUSION_DETECTORS for f in findings)
         sentences.append(f"{n} detectors gave an opinion; none found strong evidence.")
     return " ".join([head] + sentences)

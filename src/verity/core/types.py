@@ -210,6 +210,12 @@ class Verdict:
     image: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    #: ``"fusion"``, or ``"provenance"`` when signed Content Credentials decided the verdict.
+    decided_by: str = "fusion"
+    #: The detectors' fused probabilities before the provenance rule (``None``: same as ``probabilities``).
+    fused_probabilities: dict[str, float] | None = None
+    #: The provenance rule that applied (claim, likelihood ratios or decided class), or ``None``.
+    provenance: dict[str, Any] | None = None
 
     @property
     def confidence(self) -> float:
@@ -240,6 +246,9 @@ class Verdict:
             "confidence": round(self.confidence, 4),
             "probabilities": {k: round(float(v), 6) for k, v in self.probabilities.items()},
             "explanation": self.explanation,
+            "decided_by": self.decided_by,
+            "fused_probabilities": {k: round(float(v), 6) for k, v in (self.fused_probabilities or self.probabilities).items()},
+            "provenance": _jsonable(self.provenance) if self.provenance else None,
             "image": self.image,
             "findings": [
                 {

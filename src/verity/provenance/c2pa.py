@@ -33,7 +33,10 @@ from verity.core.errors import VerityError
 #: Prefix of IPTC digital source type URIs.
 DST_PREFIX = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 #: verity format name -> MIME type understood by c2pa.
-MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "TIFF": "image/tiff", "GIF": "image/gif"}
+MIME = {
+    "JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "TIFF": "image/tiff", "GIF": "image/gif",
+    "MP4": "video/mp4", "MOV": "video/quicktime", "AVIF": "image/avif", "HEIC": "image/heic",
+}  # fmt: skip
 #: Environment variable naming a PEM file of extra trust anchors for :func:`read`.
 TRUST_ENV = "VERITY_C2PA_TRUST_ANCHORS"
 
@@ -58,6 +61,128 @@ MANIFEST_TAMPERED = (
 )
 #: Failure codes about who signed, not about what was signed.
 TRUST_CODES = ("signingCredential.untrusted", "signingCredential.expired", "signingCredential.revoked")
+#: Success codes saying that the signed hash of the content matches the file.
+CONTENT_MATCH = ("assertion.dataHash.match", "assertion.bmffHash.match", "assertion.boxesHash.match",
+                 "assertion.collectionHash.match")  # fmt: skip
+
+#: C2PA validation status codes (C2PA 2.x, section "Validation") in plain words. Codes not listed
+#: fall back to c2pa's own explanation.
+CODE_MEANINGS: dict[str, str] = {
+    # success
+    "claimSignature.validated": "the claim's signature is mathematically correct for the signing certificate",
+    "claimSignature.insideValidity": "the signature was made while the signing certificate was valid",
+    "signingCredential.trusted": "the signing certificate chains to a trust anchor you configured",
+    "signingCredential.ocsp.notRevoked": "the certificate authority says the signing certificate is not revoked",
+    "timeStamp.trusted": "a trusted time-stamp authority vouches for when it was signed",
+    "timeStamp.validated": "the time stamp is correct",
+    "assertion.hashedURI.match": "an assertion is exactly as it was signed",
+    "assertion.dataHash.match": "the file's content matches the hash that was signed (nothing changed since)",
+    "assertion.bmffHash.match": "the video/ISO-BMFF content matches the hash that was signed (nothing changed since)",
+    "assertion.boxesHash.match": "the file's boxes match the hash that was signed (nothing changed since)",
+    "assertion.collectionHash.match": "every file of the collection matches its signed hash",
+    "ingredient.manifest.validated": "an ingredient's own Content Credentials check out",
+    "ingredient.claimSignature.validated": "an ingredient's signature is correct",
+    # failure
+    "claimSignature.mismatch": "the claim was changed after it was signed (its signature does not match)",
+    "claimSignature.missing": "the claim has no signature",
+    "claimSignature.outsideValidity": "the signature was made outside the signing certificate's validity period",
+    "signingCredential.untrusted": "the signing certificate does not chain to any trust anchor you configured, "
+    "so who signed it is self-asserted (pass --trust-anchors to trust a root)",
+    "signingCredential.invalid": "the signing certificate is malformed or not allowed to sign Content Credentials",
+    "signingCredential.revoked": "the certificate authority has revoked the signing certificate",
+    "signingCredential.expired": "the signing certificate has expired and no trusted time stamp proves it was "
+    "signed while valid",
+    "timeStamp.mismatch": "the time stamp does not belong to this signature",
+    "timeStamp.untrusted": "the time stamp comes from an authority that is not trusted",
+    "timeStamp.outsideValidity": "the time stamp lies outside the time-stamp authority's certificate validity",
+    "assertion.hashedURI.mismatch": "an assertion was changed after signing (its hash does not match the claim)",
+    "assertion.missing": "an assertion named by the claim is missing",
+    "assertion.multipleHardBindings": "the manifest binds to the content more than once, which is not allowed",
+    "assertion.undeclared": "the manifest holds an assertion the claim does not list",
+    "assertion.inaccessible": "an assertion could not be read",
+    "assertion.notRedacted": "an assertion listed as redacted is still present",
+    "assertion.selfRedacted": "the manifest redacts one of its own assertions, which is not allowed",
+    "assertion.notRedactable": "a required assertion was redacted",
+    "assertion.dataHash.mismatch": "the file's content no longer matches the signed hash: the bytes covered by "
+    "the signature changed after signing (pixels edited or the file re-encoded)",
+    "assertion.dataHash.malformed": "the signed content hash is malformed",
+    "assertion.bmffHash.mismatch": "the video/ISO-BMFF content no longer matches the signed hash: it changed after signing",
+    "assertion.bmffHash.malformed": "the signed BMFF hash is malformed",
+    "assertion.boxesHash.mismatch": "the file's boxes no longer match the signed hash: it changed after signing",
+    "assertion.boxesHash.unknownBox": "the file contains a box the signed hash does not cover",
+    "assertion.collectionHash.mismatch": "a file of the collection no longer matches its signed hash",
+    "assertion.action.ingredientMismatch": "an action refers to an ingredient that does not match",
+    "assertion.action.malformed": "the list of actions breaks the C2PA rules (e.g. it does not start with "
+    "created or opened)",
+    "assertion.action.redacted": "an action was redacted, which is not allowed",
+    "assertion.cbor.invalid": "an assertion's CBOR data cannot be parsed",
+    "assertion.json.invalid": "an assertion's JSON data cannot be parsed",
+    "assertion.timestamp.malformed": "a time-stamp assertion is malformed",
+    "claim.missing": "the manifest has no claim",
+    "claim.multiple": "the manifest has more than one claim",
+    "claim.hardBindings.missing": "the claim does not bind to the content (no content hash)",
+    "claim.required.missing": "a field the claim must have is missing",
+    "claim.cbor.invalid": "the claim cannot be parsed",
+    "claim.malformed": "the claim is malformed",
+    "ingredient.hashedURI.mismatch": "an ingredient reference does not match the ingredient",
+    "ingredient.manifest.missing": "an ingredient's manifest is missing",
+    "ingredient.manifest.mismatch": "an ingredient's manifest does not match the one that was referenced",
+    "ingredient.claimSignature.mismatch": "an ingredient's claim was changed after it was signed",
+    "manifest.inaccessible": "the manifest could not be read",
+    "manifest.missing": "a referenced manifest is missing from the store",
+    "manifest.multipleParents": "the manifest declares more than one parent ingredient",
+    "manifest.update.invalid": "an update manifest breaks the rules for updates",
+    "manifest.update.wrongParents": "an update manifest does not have exactly one parent",
+    "manifest.timestamp.invalid": "the manifest's time stamp is invalid",
+    "manifest.timestamp.wrongParents": "the time-stamp manifest has the wrong parents",
+    "manifest.compressed.invalid": "the compressed manifest cannot be read",
+    "algorithm.unsupported": "the signature uses an algorithm this reader does not support",
+    "algorithm.deprecated": "the signature uses a deprecated algorithm",
+    "general.error": "the validator failed on an unexpected error",
+    # informational
+    "signingCredential.ocsp.skipped": "revocation (OCSP) was not checked: verity works offline",
+    "signingCredential.ocsp.inaccessible": "the revocation service could not be reached",
+    "timeStamp.malformed": "the time stamp is malformed",
+}
+
+#: What each overall state means, in words.
+STATE_MEANINGS = {
+    "Trusted": "the signature and the content hashes check out and the signing certificate chains to a "
+    "trust anchor you configured",
+    "Valid": "the signature and the content hashes check out, but the signing certificate is not on any trust "
+    "list you configured, so the signer's identity is self-asserted",
+    "Invalid": "the manifest fails validation: the content or the manifest changed after signing, or the "
+    "signature is unusable",
+}
+
+
+#: IPTC digital source types in words.
+SOURCE_TYPE_MEANINGS = {
+    "trainedAlgorithmicMedia": "created by a generative AI model trained on sample content",
+    "algorithmicMedia": "created purely by an algorithm (not trained on sample content)",
+    "compositeSynthetic": "a composite that includes synthetic (generated) elements",
+    "compositeWithTrainedAlgorithmicMedia": "edited with generative AI (e.g. generative fill or expand)",
+    "algorithmicallyEnhanced": "a capture enhanced by an algorithm (e.g. denoising, upscaling)",
+    "dataDrivenMedia": "made from data by an algorithm (e.g. a chart or a map)",
+    "digitalCapture": "captured by a camera or other digital sensor",
+    "computationalCapture": "captured with computational processing (e.g. a phone's multi-frame photo)",
+    "negativeFilm": "scanned from a film negative",
+    "positiveFilm": "scanned from a film positive (slide)",
+    "print": "scanned from a print",
+    "humanEdits": "edited by a person",
+    "digitalCreation": "created by a person with digital tools (drawing, 3-D rendering)",
+    "screenCapture": "a screenshot or screen recording",
+    "virtualRecording": "recorded in a virtual environment",
+    "composite": "a composite of several elements",
+    "compositeCapture": "a composite of several captures (e.g. a panorama or focus stack)",
+    "empty": "an empty starting asset",
+}
+
+
+def explain_code(code: str, fallback: str | None = None) -> str:
+    """A C2PA validation status code in words (c2pa's own explanation for codes not listed)."""
+    return CODE_MEANINGS.get(code) or (fallback or "").strip() or code
+
 
 
 class C2paUnavailable(VerityError):
@@ -141,9 +266,23 @@ class C2paInfo:
     manifests : int
         Number of manifests in the store.
     remote_url : str or None
-        Where the manifest lives when it is not embedded (not fetched: offline).
+        Where the manifest lives when it is not embedded (not fetched unless ``allow_remote``).
     error : str or None
         Why the store could not be read, when ``present`` is False but C2PA data was there.
+    successes : list of (str, str)
+        Validation success codes of the active manifest (``assertion.dataHash.match``...).
+    history : dict or None
+        The edit history as a tree: the active manifest (``title``, ``state``, ``signer``,
+        ``actions``, ``digital_source_types``...) with its ``ingredients``, each a node of the
+        same shape (``relationship`` ``parentOf``/``componentOf``/``inputTo``; ``manifest`` None
+        for an ingredient without Content Credentials).
+    ancestry_source_types : list of str
+        IPTC terms declared by the chain of ``parentOf`` ingredients (what this image was made
+        from), nearest first.
+    component_source_types : list of str
+        IPTC terms declared by other ingredients (components placed into the image...).
+    embedded : bool or None
+        The manifest store is embedded in the file (False: fetched from ``remote_url``).
     """
 
     present: bool = False
@@ -164,10 +303,25 @@ class C2paInfo:
     manifests: int = 0
     remote_url: str | None = None
     error: str | None = None
+    successes: list[tuple[str, str]] = field(default_factory=list)
+    history: dict[str, Any] | None = None
+    ancestry_source_types: list[str] = field(default_factory=list)
+    component_source_types: list[str] = field(default_factory=list)
+    embedded: bool | None = None
 
     @property
     def failure_codes(self) -> list[str]:
         return [c for c, _ in self.failures]
+
+    @property
+    def content_hash(self) -> str | None:
+        """``"match"`` when the signed content hash was checked and matches, ``"mismatch"`` when
+        the content changed after signing, ``None`` when no content hash was checked."""
+        if self.content_modified:
+            return "mismatch"
+        if any(c in CONTENT_MATCH or c.endswith("Hash.match") for c, _ in self.successes):
+            return "match"
+        return None
 
     @property
     def content_modified(self) -> bool:
@@ -211,11 +365,11 @@ def _load_pem(value: str | bytes | os.PathLike | None) -> str | None:
 
 
 @lru_cache(maxsize=8)
-def _reader_context(anchors: str | None, allowed: str | None, verify_trust: bool) -> Any:
+def _reader_context(anchors: str | None, allowed: str | None, verify_trust: bool, remote: bool = False) -> Any:
     c2pa = _c2pa()
     cfg: dict[str, Any] = {
         "verify": {
-            "remote_manifest_fetch": False,
+            "remote_manifest_fetch": bool(remote),
             "ocsp_fetch": False,
             "verify_trust": bool(verify_trust),
             "verify_after_reading": True,
@@ -301,15 +455,116 @@ def parse_store(store: dict[str, Any]) -> C2paInfo:
     res = store.get("validation_results")
     am = res.get("activeManifest") if isinstance(res, dict) and isinstance(res.get("activeManifest"), dict) else None
     if am is not None:
-        info.failures = [(str(f.get("code")), str(f.get("explanation", ""))) for f in am.get("failure") or [] if isinstance(f, dict)]
-        info.informational = [
-            (str(f.get("code")), str(f.get("explanation", ""))) for f in am.get("informational") or [] if isinstance(f, dict)
-        ]
+        info.failures = _codes(am.get("failure"))
+        info.informational = _codes(am.get("informational"))
+        info.successes = _codes(am.get("success"))
     elif isinstance(store.get("validation_status"), list):  # older layout
-        info.failures = [
-            (str(f.get("code")), str(f.get("explanation", ""))) for f in store["validation_status"] if isinstance(f, dict)
-        ]
+        info.failures = _codes(store["validation_status"])
+    if isinstance(active, dict):
+        deltas = _ingredient_deltas(res)
+        info.history = _manifest_node(active_label, manifests, deltas, 0, set())
+        info.history.update(state=info.validation_state, failure_codes=[c for c, _ in info.failures])
+        anc: list[str] = []
+        comp: list[str] = []
+        _collect_sources(info.history, anc, comp, True)
+        info.ancestry_source_types = list(dict.fromkeys(anc))
+        info.component_source_types = list(dict.fromkeys(comp))
     return info
+
+
+def _codes(items: Any) -> list[tuple[str, str]]:
+    return [(str(f.get("code")), str(f.get("explanation", ""))) for f in items or [] if isinstance(f, dict)]
+
+
+#: Deepest ingredient tree that is walked (a store is data from the file: never trust its shape).
+MAX_HISTORY_DEPTH = 32
+
+
+def _ingredient_deltas(res: Any) -> dict[str, dict[str, list[tuple[str, str]]]]:
+    """``ingredientDeltas`` of the validation results: ingredient assertion URI -> re-validation
+    at reading time (with the reader's trust anchors) of that ingredient's manifest."""
+    out: dict[str, dict[str, list[tuple[str, str]]]] = {}
+    for d in (res.get("ingredientDeltas") if isinstance(res, dict) else None) or []:
+        if not isinstance(d, dict) or not isinstance(d.get("validationDeltas"), dict):
+            continue
+        v = d["validationDeltas"]
+        out[str(d.get("ingredientAssertionURI", ""))] = {k: _codes(v.get(k)) for k in ("success", "failure", "informational")}
+    return out
+
+
+def _state_of(success: list[str], failure: list[str]) -> str:
+    if any(c not in TRUST_CODES for c in failure):
+        return "Invalid"
+    if failure:
+        return "Valid"
+    return "Trusted" if "signingCredential.trusted" in success else "Valid"
+
+
+def _manifest_node(label: Any, manifests: dict[str, Any], deltas: dict, depth: int, seen: set) -> dict[str, Any]:
+    m = manifests.get(label) if isinstance(label, str) else None
+    node: dict[str, Any] = {"manifest": label if isinstance(m, dict) else None, "ingredients": []}
+    if not isinstance(m, dict):
+        return node
+    sig = m.get("signature_info") if isinstance(m.get("signature_info"), dict) else {}
+    acts = _actions(m)
+    node.update(
+        title=m.get("title") if isinstance(m.get("title"), str) else None,
+        format=m.get("format") if isinstance(m.get("format"), str) else None,
+        claim_generator=_generator(m),
+        signer=sig.get("common_name"),
+        issuer=sig.get("issuer"),
+        signed_at=sig.get("time"),
+        actions=[{"action": a.action, "digital_source_type": a.digital_source_type, "software_agent": a.software_agent,
+                  "when": a.when} for a in acts],  # fmt: skip
+        digital_source_types=list(dict.fromkeys(a.digital_source_type for a in acts if a.digital_source_type)),
+    )
+    if depth >= MAX_HISTORY_DEPTH or label in seen:
+        node["truncated"] = True
+        return node
+    seen = seen | {label}
+    for ing in m.get("ingredients") or []:
+        if isinstance(ing, dict):
+            node["ingredients"].append(_ingredient_node(ing, label, manifests, deltas, depth + 1, seen))
+    return node
+
+
+def _ingredient_node(ing: dict, parent: str, manifests: dict[str, Any], deltas: dict, depth: int, seen: set) -> dict[str, Any]:
+    label = ing.get("active_manifest")
+    if not isinstance(label, str) and isinstance(ing.get("manifest_data"), dict):
+        label = ing["manifest_data"].get("identifier")
+    node = _manifest_node(label, manifests, deltas, depth, seen)
+    node["title"] = ing.get("title") if isinstance(ing.get("title"), str) else node.get("title")
+    node["format"] = ing.get("format") if isinstance(ing.get("format"), str) else node.get("format")
+    node["relationship"] = ing.get("relationship") if isinstance(ing.get("relationship"), str) else "componentOf"
+    if node["manifest"] is None:
+        node["state"] = None  # no Content Credentials of its own
+        node["failure_codes"] = []
+        return node
+    vr = ing.get("validation_results")
+    am = vr.get("activeManifest") if isinstance(vr, dict) and isinstance(vr.get("activeManifest"), dict) else {}
+    success = [c for c, _ in _codes(am.get("success"))]
+    failure = [c for c, _ in _codes(am.get("failure"))]
+    if not am and isinstance(ing.get("validation_status"), list):
+        failure = [c for c, _ in _codes(ing["validation_status"])]
+    delta = deltas.get(f"self#jumbf=/c2pa/{parent}/c2pa.assertions/{ing.get('label')}")
+    if delta is not None:  # re-validated while reading, with the reader's trust anchors
+        d_success = [c for c, _ in delta["success"]]
+        d_failure = [c for c, _ in delta["failure"]]
+        if "signingCredential.trusted" in d_success:
+            failure = [c for c in failure if c != "signingCredential.untrusted"]
+        success += d_success
+        failure += [c for c in d_failure if c not in failure]
+    node["state"] = _state_of(success, failure)
+    node["failure_codes"] = failure
+    return node
+
+
+def _collect_sources(node: dict[str, Any], ancestry: list[str], components: list[str], on_parent_chain: bool) -> None:
+    for ing in node.get("ingredients") or []:
+        types = ing.get("digital_source_types") or []
+        parent = on_parent_chain and ing.get("relationship") == "parentOf"
+        (ancestry if parent else components).extend(types)
+        _collect_sources(ing, ancestry, components, parent)
 
 
 def read(
@@ -319,6 +574,7 @@ def read(
     trust_anchors: str | bytes | os.PathLike | None = None,
     allowed_list: str | bytes | os.PathLike | None = None,
     verify_trust: bool = True,
+    allow_remote: bool = False,
 ) -> C2paInfo:
     """Read and validate the C2PA manifest store of an image, offline.
 
@@ -335,6 +591,9 @@ def read(
         PEM end-entity certificates trusted as they are.
     verify_trust : bool
         Check the signer's certificate chain against the anchors (``Trusted`` vs ``Valid``).
+    allow_remote : bool
+        Fetch a manifest that the file only links to (XMP ``dcterms:provenance``) over the
+        network. Off by default: the link is reported in ``remote_url`` and nothing is fetched.
 
     Returns
     -------
@@ -350,7 +609,7 @@ def read(
     c2pa = _c2pa()
     if trust_anchors is None and os.environ.get(TRUST_ENV):
         trust_anchors = os.environ[TRUST_ENV]
-    ctx = _reader_context(_load_pem(trust_anchors), _load_pem(allowed_list), verify_trust)
+    ctx = _reader_context(_load_pem(trust_anchors), _load_pem(allowed_list), verify_trust, bool(allow_remote))
     mime = MIME.get(fmt or "", fmt) if fmt else None
     try:
         reader = c2pa.Reader.try_create(mime, io.BytesIO(data), None, ctx)
@@ -374,11 +633,78 @@ def read(
                 remote = reader.get_remote_url()
             except Exception:  # noqa: BLE001
                 remote = None
+            try:
+                embedded = bool(reader.is_embedded())
+            except Exception:  # noqa: BLE001
+                embedded = None
     except Exception as e:  # noqa: BLE001
         return C2paInfo(error=f"{type(e).__name__}: {e}")
     info = parse_store(store)
     info.remote_url = remote
+    info.embedded = embedded
     return info
+
+
+def describe(info: C2paInfo, *, allow_remote: bool = False) -> dict[str, Any]:
+    """A :class:`C2paInfo` as the document ``verity verify --json`` prints (docs/schema.md).
+
+    Keys: ``credentials`` (``found``, ``none``, ``remote`` -- linked, not fetched -- or
+    ``unreadable``), ``state`` and ``state_meaning``, ``content_hash`` (``match``/``mismatch``/
+    null), ``signer``, ``signed_at``, ``time_stamped``, ``claim_generator``, ``title``, ``actions``,
+    ``digital_source_types`` (term and meaning), ``history`` (the ingredient tree), ``codes``
+    (``failure``/``informational``/``success``, each code with c2pa's explanation and its meaning in
+    words), ``remote_url``, ``embedded``, ``summary`` (one sentence) and ``error``.
+    """
+    def codes(items: list[tuple[str, str]]) -> list[dict[str, str]]:
+        return [{"code": c, "explanation": e, "meaning": explain_code(c, e)} for c, e in items]
+
+    doc: dict[str, Any] = {
+        "credentials": "none", "state": None, "state_meaning": None, "content_hash": None, "signer": None,
+        "signed_at": None, "time_stamped": False, "claim_generator": None, "title": None, "actions": [],
+        "digital_source_types": [], "history": None, "codes": {"failure": [], "informational": [], "success": []},
+        "remote_url": info.remote_url, "embedded": info.embedded, "error": None,
+    }  # fmt: skip
+    if not info.present:
+        err = info.error or ""
+        if info.remote_url and not allow_remote:
+            doc["credentials"] = "remote"
+            doc["summary"] = (f"Content Credentials are stored remotely at {info.remote_url}; not fetched (verity works "
+                              "offline; pass --allow-remote to fetch them), so nothing was verified.")  # fmt: skip
+        elif err and not err.startswith("NotSupported"):
+            doc["credentials"] = "unreadable"
+            doc["error"] = err
+            doc["summary"] = f"C2PA data was found but cannot be read ({err[:200]}); nothing was verified."
+        else:
+            doc["summary"] = "No Content Credentials found."
+        return doc
+    fails = [(c, e) for c, e in info.failures]
+    doc.update(
+        credentials="found",
+        state=info.validation_state,
+        state_meaning=STATE_MEANINGS.get(info.validation_state or ""),
+        content_hash=info.content_hash,
+        signer={"name": info.signer, "issuer": info.issuer, "algorithm": info.alg},
+        signed_at=info.signed_at,
+        time_stamped=bool(info.signed_at),
+        claim_generator=info.claim_generator,
+        title=info.title,
+        actions=[{"action": a.action, "digital_source_type": a.digital_source_type, "software_agent": a.software_agent,
+                  "when": a.when, "description": a.description} for a in info.actions],  # fmt: skip
+        digital_source_types=[{"term": t, "meaning": SOURCE_TYPE_MEANINGS.get(t, t)} for t in info.digital_source_types],
+        history=info.history,
+        codes={"failure": codes(fails), "informational": codes(info.informational), "success": codes(info.successes)},
+    )
+    state = info.validation_state or "unknown"
+    who = info.signer or "an unnamed signer"
+    if state == "Invalid":
+        first = next((c for c, _ in fails if c not in TRUST_CODES), fails[0][0] if fails else "")
+        doc["summary"] = f"Content Credentials signed by {who} are INVALID: {explain_code(first)}."
+    elif state == "Trusted":
+        doc["summary"] = f"Content Credentials signed by {who} are valid and the signer is trusted."
+    else:
+        doc["summary"] = (f"Content Credentials signed by {who} are valid, but the signer is not on any configured trust "
+                          "list (its identity is self-asserted).")  # fmt: skip
+    return doc
 
 
 # --------------------------------------------------------------------------------------------
@@ -475,6 +801,132 @@ def make_dev_credentials(
     )
 
 
+@dataclass
+class TestPki:
+    """A local test certificate authority: root, intermediate and an ES256 signing certificate (PEM).
+
+    Attributes
+    ----------
+    root_pem : bytes
+        Self-signed root: the trust anchor a reader passes to get ``Trusted``.
+    intermediate_pem : bytes
+        Intermediate CA, issued by the root, that issued the signing certificate.
+    chain_pem : bytes
+        Signing certificate followed by the intermediate (what ``verity sign --cert`` takes).
+    key_pem : bytes
+        The signing certificate's private key (PKCS#8, unencrypted).
+    """
+
+    root_pem: bytes
+    intermediate_pem: bytes
+    chain_pem: bytes
+    key_pem: bytes
+
+
+def make_test_pki(
+    common_name: str = "verity test signer",
+    organization: str = "verity local test CA (untrusted)",
+    days: int = 365,
+) -> TestPki:
+    """Create a three-level test PKI with ``cryptography``: root CA -> intermediate CA -> ES256 leaf.
+
+    The leaf follows c2pa's default certificate profile (``digitalSignature`` key usage, the
+    ``emailProtection`` extended key usage, subject and authority key identifiers, not a CA), valid
+    from one day ago for ``days`` days; the CAs are valid ten times longer. The CA private keys are
+    discarded: this PKI can sign images but never issue another certificate, and it proves nothing
+    about identity. Only readers that pass ``root_pem`` as a trust anchor see ``Trusted``.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = _dt.datetime.now(_dt.timezone.utc)
+    no_usage = dict(
+        content_commitment=False, key_encipherment=False, data_encipherment=False, key_agreement=False,
+        encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+
+    def name(cn: str) -> Any:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)])
+
+    def ca(subject: Any, key: Any, issuer: Any, issuer_key: Any, path_length: int) -> Any:
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _dt.timedelta(days=1))
+            .not_valid_after(now + _dt.timedelta(days=10 * max(days, 1)))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=False, key_cert_sign=True, crl_sign=True, **no_usage), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        )
+        if issuer_key is not key:
+            b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
+        return b.sign(issuer_key, hashes.SHA256())
+
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root_name = name(f"{organization} root")
+    root = ca(root_name, root_key, root_name, root_key, 1)
+    int_key = ec.generate_private_key(ec.SECP256R1())
+    int_name = name(f"{organization} intermediate")
+    inter = ca(int_name, int_key, root_name, root_key, 0)
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(name(common_name))
+        .issuer_name(int_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _dt.timedelta(days=1))
+        .not_valid_after(now + _dt.timedelta(days=max(days, 1)))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=False, crl_sign=False, **no_usage), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(int_key.public_key()), critical=False)
+        .sign(int_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    return TestPki(
+        root_pem=root.public_bytes(pem),
+        intermediate_pem=inter.public_bytes(pem),
+        chain_pem=leaf.public_bytes(pem) + inter.public_bytes(pem),
+        key_pem=key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
+
+
+#: Files :func:`write_test_pki` creates.
+PKI_FILES = ("root.pem", "intermediate.pem", "chain.pem", "key.pem")
+
+
+def write_test_pki(directory: str | os.PathLike, *, force: bool = False, **kwargs: Any) -> dict[str, Path]:
+    """:func:`make_test_pki` written to ``directory`` (``root.pem``, ``intermediate.pem``,
+    ``chain.pem``, ``key.pem``; the key with mode 0600). Refuses to overwrite existing files
+    unless ``force``. Returns file name -> path."""
+    d = Path(directory)
+    paths = {n: d / n for n in PKI_FILES}
+    existing = [str(p) for p in paths.values() if p.exists()]
+    if existing and not force:
+        raise VerityError(f"{', '.join(existing)} already exist(s); use --force to replace")
+    pki = make_test_pki(**kwargs)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        paths["root.pem"].write_bytes(pki.root_pem)
+        paths["intermediate.pem"].write_bytes(pki.intermediate_pem)
+        paths["chain.pem"].write_bytes(pki.chain_pem)
+        if paths["key.pem"].exists():
+            paths["key.pem"].unlink()
+        fd = os.open(paths["key.pem"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pki.key_pem)
+    except OSError as e:
+        raise VerityError(f"cannot write to {d}: {e.strerror or e}") from None
+    return paths
+
+
 def load_or_create_dev_credentials(directory: str | os.PathLike | None = None) -> DevCredentials:
     """Development credentials kept in ``directory`` (``root.pem``, ``chain.pem``, ``key.pem``).
 
@@ -496,10 +948,28 @@ def load_or_create_dev_credentials(directory: str | os.PathLike | None = None) -
     return creds
 
 
-def _sniff(data: bytes) -> str:
+def sniff_media(data: bytes) -> str | None:
+    """Container format from the first bytes: verity's image names (``JPEG``...) or, for ISO-BMFF
+    files, ``MP4``, ``MOV``, ``AVIF`` or ``HEIC`` (by the ``ftyp`` brand); ``None`` when unknown."""
     from verity.core.io import sniff_format
 
     fmt = sniff_format(data[:16])
+    if fmt:
+        return fmt
+    if len(data) >= 12 and data[4:8] == b"ftyp":
+        brand = data[8:12]
+        if brand == b"qt  ":
+            return "MOV"
+        if brand in (b"avif", b"avis"):
+            return "AVIF"
+        if brand in (b"heic", b"heix", b"mif1", b"msf1", b"heim", b"heis", b"hevc"):
+            return "HEIC"
+        return "MP4"
+    return None
+
+
+def _sniff(data: bytes) -> str:
+    fmt = sniff_media(data)
     if fmt not in MIME:
         raise C2paSignError(f"cannot sign {fmt or 'unknown'} files (supported: {', '.join(MIME)})")
     return fmt
@@ -538,6 +1008,9 @@ def sign(
     alg: str = "es256",
     thumbnail: bool = False,
     assertions: list[dict[str, Any]] | None = None,
+    parent: bytes | None = None,
+    parent_title: str | None = None,
+    when: str | None = None,
 ) -> bytes:
     """Embed a signed C2PA manifest in an image and return the new file's bytes.
 
@@ -550,11 +1023,13 @@ def sign(
     cert_chain, private_key : bytes or str
         PEM signing certificate chain (leaf first) and its private key.
     digital_source_type : str or None
-        IPTC term (``trainedAlgorithmicMedia``, ``digitalCapture``...) or full URI for the
-        ``c2pa.created`` action that is added first; ``None`` adds no created action (then pass
-        ``actions`` yourself).
+        IPTC term (``trainedAlgorithmicMedia``, ``digitalCapture``...) or full URI. Without a
+        ``parent`` it goes on the ``c2pa.created`` action that is added first (``None`` adds no
+        created action: then pass ``actions`` yourself). With a ``parent`` it goes on every action
+        of ``actions`` that has none, and a ``c2pa.edited`` action carries it when there are none.
     actions : list of dict, optional
-        Further c2pa action dicts (``{"action": "c2pa.edited", ...}``), after the created one.
+        Further c2pa action dicts (``{"action": "c2pa.edited", ...}``), after the created (or
+        opened) one.
     claim_generator, claim_generator_version : str
         Name and version recorded as the claim generator and the action's software agent.
     title : str, optional
@@ -565,6 +1040,16 @@ def sign(
         Let c2pa embed a thumbnail of the image in the manifest.
     assertions : list of dict, optional
         Extra assertions (``{"label": ..., "data": ...}``).
+    parent : bytes, optional
+        The file this image was made from. It becomes the ``parentOf`` ingredient and the first
+        action is ``c2pa.opened``; when it carries Content Credentials they are kept in the new
+        store, so the edit history survives. Pass the input itself to re-sign a file that
+        already has a manifest without losing it.
+    parent_title : str, optional
+        Ingredient title (e.g. the parent's file name).
+    when : str, optional
+        ISO 8601 time recorded in the actions (default: now, UTC). Self-declared: only a
+        time-stamp authority (not used offline) would vouch for it.
 
     Returns
     -------
@@ -585,11 +1070,28 @@ def sign(
         except Exception:  # noqa: BLE001
             version = "0"
     agent = {"name": claim_generator, "version": str(version)}
-    acts: list[dict[str, Any]] = []
+    when = when or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    uri = None
     if digital_source_type:
         uri = digital_source_type if "://" in digital_source_type else DST_PREFIX + digital_source_type
-        acts.append({"action": "c2pa.created", "digitalSourceType": uri, "softwareAgent": agent})
-    acts += list(actions or [])
+    acts: list[dict[str, Any]] = []
+    extra = [dict(a) for a in actions or []]
+    ingredient = None
+    if parent is not None:
+        ingredient = {"title": parent_title or "parent", "relationship": "parentOf", "label": "verity.parent"}
+        acts.append({"action": "c2pa.opened", "softwareAgent": agent, "when": when,
+                     "parameters": {"ingredientIds": ["verity.parent"]}})  # fmt: skip
+        if uri:
+            if not extra:
+                extra = [{"action": "c2pa.edited"}]
+            for a in extra:
+                a.setdefault("digitalSourceType", uri)
+    elif uri:
+        acts.append({"action": "c2pa.created", "digitalSourceType": uri, "softwareAgent": agent, "when": when})
+    for a in extra:
+        a.setdefault("softwareAgent", agent)
+        a.setdefault("when", when)
+    acts += extra
     manifest: dict[str, Any] = {
         "claim_generator_info": [agent],
         "assertions": ([{"label": "c2pa.actions", "data": {"actions": acts}}] if acts else []) + list(assertions or []),
@@ -609,6 +1111,9 @@ def sign(
         signer = c2pa.Signer.from_info(info)
         ctx = c2pa.Context.from_dict(settings)
         with c2pa.Builder(manifest, context=ctx) as builder:
+            if ingredient is not None:
+                pfmt = sniff_media(parent) or fmt
+                builder.add_ingredient(ingredient, MIME.get(pfmt, pfmt), io.BytesIO(parent))
             builder.sign(signer, mime, io.BytesIO(image_bytes), out)
     except c2pa.C2paError as e:
         raise C2paSignError(f"C2PA signing failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None

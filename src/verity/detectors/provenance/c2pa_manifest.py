@@ -48,9 +48,15 @@ class C2paManifest(Detector):
       0.3 (untrusted) for ``ai_generated`` and ``edited``;
     * anything else: 0.5 with the manifest described. No manifest: abstain.
 
-    Weight 1.5: a valid signature binds the declaration to these exact bytes, which makes it the
-    strongest provenance signal verity reads; it stays below the generator-settings weight
-    because an untrusted self-signed certificate can declare anything.
+    The score is what reports show. Fusion does not sum it: the finding's
+    ``details["provenance"]["claim"]`` (``ai_generated``, ``ai_composite``, ``tampered_content``,
+    ``tampered_content_ai``, ``tampered_manifest``, ``edits_content``, ``edits``, ``ai_component``,
+    ``capture_trusted``, ``capture_untrusted``, ``invalid``, ``none``) is applied after fusion by
+    :func:`verity.core.fusion.apply_provenance`: decisive for a valid declaration of AI generation
+    or AI compositing, a bounded likelihood ratio otherwise (docs/provenance.md). A manifest that is
+    Invalid for reasons other than changed content or an altered manifest (an unusable certificate,
+    malformed actions) is reported and has no effect. The weight attribute (1.5) is not used:
+    ``c2pa`` is in :data:`verity.core.fusion.POST_FUSION_DETECTORS`.
     """
 
     name = "c2pa"
@@ -100,6 +106,11 @@ class C2paManifest(Detector):
         gen = f", made with {info.claim_generator}" if info.claim_generator else ""
         declared = ", ".join(f"'{t}'" for t in info.digital_source_types) or "no digital source type"
 
+        def result(score, ev, labels, claim):
+            details["provenance"] = {"claim": claim, "trusted": info.trusted, "state": info.validation_state,
+                                     "signer": info.signer, "sentence": ev[0]}  # fmt: skip
+            return self.finding(score, ev, labels=labels, details=details)
+
         if info.content_modified or info.manifest_tampered:
             codes = [c for c in info.failure_codes if c not in ("signingCredential.untrusted",)]
             what = (
@@ -113,33 +124,59 @@ class C2paManifest(Detector):
             ev = [s]
             if info.digital_source_types:
                 ev.append(f"When signed, it declared the image {declared}.")
-            return self.finding(0.93 if info.content_modified else 0.85, ev, labels=["edited"], details=details)
+            declared_ai = bool(set(info.digital_source_types + info.ancestry_source_types) & set(AI_TERMS))
+            claim = "tampered_manifest" if info.manifest_tampered else ("tampered_content_ai" if declared_ai else "tampered_content")
+            return result(0.93 if info.content_modified else 0.85, ev, ["edited"], claim)
+
+        if not info.signature_ok:  # Invalid for a reason that is not tampering (bad certificate, malformed actions)
+            codes = [c for c in info.failure_codes if c not in ("signingCredential.untrusted",)]
+            s = (f"The C2PA manifest signed by {signer}{gen} is invalid ({', '.join(codes[:3])}), but not because "
+                 "the image or the manifest changed; what it declares cannot be relied on.")  # fmt: skip
+            return result(0.5, [s], [], "invalid")
 
         head = f"A valid C2PA manifest signed by {signer}{gen} ({trust})"
         ai = [t for t in info.digital_source_types if t in AI_TERMS]
         ai_edit = [t for t in info.digital_source_types if t in AI_EDIT_TERMS]
+        anc_ai = [t for t in info.ancestry_source_types if t in AI_TERMS]
         if ai:
             s = f"{head} declares the image '{ai[0]}': created by a generative model."
-            return self.finding(0.98 if info.trusted else 0.95, [s], labels=["ai_generated"], details=details)
+            return result(0.98 if info.trusted else 0.95, [s], ["ai_generated"], "ai_generated")
         if ai_edit:
             s = f"{head} declares '{ai_edit[0]}': generative-AI content was mixed into the image (e.g. generative fill)."
-            return self.finding(0.93 if info.trusted else 0.9, [s], labels=["edited"], details=details)
+            return result(0.93 if info.trusted else 0.9, [s], ["edited"], "ai_composite")
+        if anc_ai:
+            s = (f"{head} says the image was made from an image whose own manifest declares '{anc_ai[0]}' "
+                 "(generated content, then processed).")  # fmt: skip
+            return result(0.9, [s], ["ai_generated"], "ai_generated")
         edits = sorted({a.action for a in info.actions if a.action in EDIT_ACTIONS}, key=lambda a: -EDIT_ACTIONS[a])
         if edits and EDIT_ACTIONS[edits[0]] > 0.5:
             s = f"{head} records the edit action(s) {', '.join(edits)}: the content was changed after capture or creation."
-            return self.finding(EDIT_ACTIONS[edits[0]], [s], labels=["edited"], details=details)
-        hist_ai = [t for t in info.history_source_types if t in AI_TERMS + AI_EDIT_TERMS]
-        if hist_ai:
-            s = f"{head}; an earlier manifest in its history declares '{hist_ai[0]}' (generated content)."
-            return self.finding(0.9, [s], labels=["ai_generated"], details=details)
-        capture = [t for t in info.digital_source_types if t in CAPTURE_TERMS]
-        others = [a.action for a in info.actions if a.action not in PROCESSING_ACTIONS]
-        if capture and not others:
+            claim = "edits_content" if EDIT_ACTIONS[edits[0]] >= 0.8 else "edits"
+            return result(EDIT_ACTIONS[edits[0]], [s], ["edited"], claim)
+        comp_ai = [t for t in info.history_source_types + info.component_source_types if t in AI_TERMS + AI_EDIT_TERMS]
+        if comp_ai:
+            s = f"{head}; an ingredient placed into it declares '{comp_ai[0]}' (generated content)."
+            return result(0.9, [s], ["edited"], "ai_component")
+        capture = [t for t in info.digital_source_types + info.ancestry_source_types if t in CAPTURE_TERMS]
+        chain = _parent_chain(info.history)
+        others = [a["action"] for n in chain for a in n.get("actions") or [] if a["action"] not in PROCESSING_ACTIONS]
+        chain_ok = all(n.get("state") in ("Valid", "Trusted") for n in chain[1:])
+        if capture and not others and chain_ok:
             s = (
                 f"{head} declares a capture ('{capture[0]}') with no editing actions"
                 + (": a signed camera original." if info.trusted else "; the signature is intact but the signer is not vouched for.")
             )
-            return self.finding(0.15 if info.trusted else 0.3, [s], labels=["ai_generated", "edited"], details=details)
+            claim = "capture_trusted" if info.trusted else "capture_untrusted"
+            return result(0.15 if info.trusted else 0.3, [s], ["ai_generated", "edited"], claim)
         acts = ", ".join(dict.fromkeys(a.action for a in info.actions)) or "no actions"
         s = f"{head} records {acts} and {declared}; that says neither generated nor edited."
-        return self.finding(0.5, [s], labels=[], details=details)
+        return result(0.5, [s], [], "none")
+
+
+def _parent_chain(node: dict | None) -> list[dict]:
+    """The active manifest and its chain of ``parentOf`` ingredients that have manifests."""
+    out = []
+    while isinstance(node, dict) and node.get("manifest") and len(out) < 64:
+        out.append(node)
+        node = next((i for i in node.get("ingredients") or [] if i.get("relationship") == "parentOf"), None)
+    return out

@@ -173,7 +173,9 @@
     var badge = $("verdict-badge");
     badge.textContent = CLASS_NAMES[v] || v;
     badge.className = "badge v-" + v;
-    $("verdict-words").textContent = VERDICT_WORDS[v] + " Most likely class at " + pct(topProb(doc.probabilities)) + ".";
+    $("verdict-words").textContent = doc.decided_by === "provenance"
+      ? VERDICT_WORDS[v] + " Decided by provenance: signed Content Credentials declare it (not a statistical estimate)."
+      : VERDICT_WORDS[v] + " Most likely class at " + pct(topProb(doc.probabilities)) + ".";
     $("explanation").textContent = doc.explanation || "";
     $("json-link").href = doc.urls.self;
     $("report-link").href = doc.urls.report;
