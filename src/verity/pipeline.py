@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from verity.core.fusion import FusionModel, explain
+from verity.core.fusion import FusionModel, evidence_roles, explain
 from verity.core.registry import Detector, create_detector, get_detector_class, list_detectors
 from verity.core.types import Finding, Sample, Verdict
 
@@ -81,6 +81,8 @@ class Pipeline:
             },
             timings=timings,
             errors=errors,
+            intervals=self.fusion.intervals(probs),
+            roles=evidence_roles(verdict, findings, self.fusion),
         )
 
 

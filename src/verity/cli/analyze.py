@@ -29,7 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _human(v, out) -> None:
-    probs = ", ".join(f"{c} {100 * p:.0f}%" for c, p in sorted(v.probabilities.items(), key=lambda kv: -kv[1]))
+    from verity.core.display import format_class_probability
+
+    ranked = sorted(v.probabilities.items(), key=lambda kv: -kv[1])
+    # the top class with its 90 % interval from the calibration data, the others plainly
+    probs = ", ".join(format_class_probability(c, p, v.intervals.get(c) if i == 0 else None)
+                      for i, (c, p) in enumerate(ranked))
     out.write(f"{v.path}: {v.verdict.upper()}  ({probs})\n")
     out.write(f"  {v.explanation}\n")
     shown = sorted(

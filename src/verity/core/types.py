@@ -210,6 +210,11 @@ class Verdict:
     image: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    #: class -> the 90 % interval of its probability from the calibration data
+    #: (:meth:`verity.core.fusion.FusionModel.interval`); classes without calibration data are absent.
+    intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: detector -> ``{"role", "contribution"}`` (:func:`verity.core.fusion.evidence_roles`).
+    roles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def confidence(self) -> float:
@@ -239,6 +244,18 @@ class Verdict:
             "verdict": self.verdict,
             "confidence": round(self.confidence, 4),
             "probabilities": {k: round(float(v), 6) for k, v in self.probabilities.items()},
+            "intervals": {
+                k: {
+                    "level": round(float(iv.get("level", 0.9)), 3),
+                    "low": round(float(iv["low"]), 4),
+                    "high": round(float(iv["high"]), 4),
+                    "observed": None if iv.get("observed") is None else round(float(iv["observed"]), 4),
+                    "bin": [round(float(x), 4) for x in iv.get("bin") or []],
+                    "examples": int(iv.get("examples", 0)),
+                    "images": round(float(iv.get("images", 0)), 2),
+                }
+                for k, iv in self.intervals.items()
+            },
             "explanation": self.explanation,
             "image": self.image,
             "findings": [
@@ -250,6 +267,9 @@ class Verdict:
                     "evidence": list(f.evidence),
                     "heatmap": heat(f),
                     "details": _jsonable(f.details),
+                    **({"role": self.roles[f.detector]["role"],
+                        "contribution": dict(self.roles[f.detector].get("contribution") or {})}
+                       if f.detector in self.roles else {}),
                 }
                 for f in self.findings
             ],
