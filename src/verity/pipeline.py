@@ -60,13 +60,20 @@ class Pipeline:
         verdict = self.fusion.verdict(probs, findings)
         faces = [face for f in findings for face in f.faces]
         timings["total"] = time.perf_counter() - t0
+        warnings = []
+        explanation = explain(verdict, probs, findings, self.fusion)
+        if sample.frames > 1:
+            what = {"GIF": "animated GIF", "WEBP": "animated WebP", "TIFF": "multi-page TIFF"}.get(sample.format, "file")
+            note = (f"Only frame 1 of the {sample.frames} in this {what} was analysed; "
+                    "the other frames were not checked.")
+            warnings.append(note)
         return Verdict(
             verdict=verdict,
             probabilities=probs,
             findings=findings,
             path=sample.path,
             faces=faces,
-            explanation=explain(verdict, probs, findings, self.fusion),
+            explanation=explanation,
             image={
                 "format": sample.format,
                 "width": sample.width,
@@ -81,8 +88,9 @@ class Pipeline:
             },
             timings=timings,
             errors=errors,
-            intervals=self.fusion.intervals(probs),
+            intervals=self.fusion.intervals(probs, findings),
             roles=evidence_roles(verdict, findings, self.fusion),
+            warnings=warnings,
         )
 
 

@@ -37,6 +37,8 @@ def _human(v, out) -> None:
                       for i, (c, p) in enumerate(ranked))
     out.write(f"{v.path}: {v.verdict.upper()}  ({probs})\n")
     out.write(f"  {v.explanation}\n")
+    for w in v.warnings:
+        out.write(f"  note: {w}\n")
     shown = sorted(
         (f for f in v.findings if f.score is not None), key=lambda f: -abs(f.score - 0.5)
     )

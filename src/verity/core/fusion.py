@@ -166,8 +166,17 @@ class FusionModel:
                 }
         return None
 
-    def intervals(self, probabilities: dict[str, float]) -> dict[str, dict[str, Any]]:
-        """:meth:`interval` of every class that has one."""
+    def intervals(self, probabilities: dict[str, float], findings: list[Finding] | None = None) -> dict[str, dict[str, Any]]:
+        """:meth:`interval` of every class that has one.
+
+        Empty when one of ``findings`` comes from a detector the fitted weights do not cover (hand-set:
+        metadata, C2PA, faces) and moved a class logit by at least :data:`DECISIVE_LOGIT`: the
+        calibration examples are metadata-free copies, so their bins cannot speak for such a verdict.
+        """
+        if findings and self.weights:
+            for d in self.contributions(findings).values():
+                if any(det not in self.weights and abs(v) >= DECISIVE_LOGIT for det, v in d.items()):
+                    return {}
         out = {}
         for c, p in probabilities.items():
             iv = self.interval(c, p)
@@ -268,7 +277,7 @@ def explain(verdict: str, probabilities: dict[str, float], findings: list[Findin
     }
     head = f"The image {words[verdict]}"
     best = max(probabilities, key=probabilities.get)
-    head += f" ({format_class_probability(best, probabilities[best], model.interval(best, probabilities[best]))})." \
+    head += f" ({format_class_probability(best, probabilities[best], model.intervals(probabilities, findings).get(best))})." \
         if verdict != "inconclusive" else (
         f": the most likely class, {best.replace('_', ' ')}, has only {pct[best]}."
     )

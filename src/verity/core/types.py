@@ -215,6 +215,8 @@ class Verdict:
     intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: detector -> ``{"role", "contribution"}`` (:func:`verity.core.fusion.evidence_roles`).
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: What a reader must know about the analysis itself (e.g. only frame 1 of an animation was analysed).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def confidence(self) -> float:
@@ -275,6 +277,7 @@ class Verdict:
             ],
             "faces": [face.to_dict() for face in self.faces],
             "errors": list(self.errors),
+            "warnings": list(self.warnings),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
 

@@ -57,7 +57,7 @@ main{max-width:1200px;margin:0 auto;padding:16px}
 .f{border-left:3px solid #ccd;padding:4px 8px;margin:6px 0;font-size:13px}.f b{font-family:monospace}
 .f.hot{border-color:#c0392b}.f.cool{border-color:#1b7f3b}.f.abs{color:#8a909a}
 .toggles label{display:inline-block;margin:4px 10px 4px 0;font-size:13px;cursor:pointer}
-.err{color:#c0392b;font-weight:600}.meta{font-size:12px;color:#68707d}
+.err{color:#c0392b;font-weight:600}.warn{background:#fff8e1;border:1px solid #f3d27a;border-radius:6px;padding:6px 10px}.meta{font-size:12px;color:#68707d}
 """
 
 JS = """
@@ -109,12 +109,12 @@ def _bars(probs: dict[str, float], intervals: dict[str, dict] | None = None) -> 
         out.append(
             f'<div class="bar"{title}><span class="lab">{_esc(c.replace("_", " "))}</span>'
             f'<span class="track"><span class="fill" style="display:block;width:{100 * p:.1f}%;'
-            f'background:{VERDICT_COLOURS[c]}"></span></span><span class="val">{format_probability(p)}</span></div>'
+            f'background:{VERDICT_COLOURS[c]}"></span></span><span class="val">{_esc(format_probability(p))}</span></div>'
         )
     top = max(CLASSES, key=lambda c: probs.get(c, 0.0))
     iv = (intervals or {}).get(top)
     if iv:
-        out.append(f'<p class="meta">{_esc(top.replace("_", " "))} {format_probability(probs.get(top, 0.0))}: '
+        out.append(f'<p class="meta">{_esc(top.replace("_", " "))} {_esc(format_probability(probs.get(top, 0.0)))}: '
                    f'{_esc(format_interval(iv["low"], iv["high"], iv.get("level", 0.9)))} (the share that really was '
                    f'{_esc(top.replace("_", " "))} among {iv.get("examples", 0)} calibration examples, '
                    f'{iv.get("images", 0):g} images, with a probability in {round(100 * iv["bin"][0])}-'
@@ -139,8 +139,9 @@ def _item_html(i: int, item: ReportItem, max_side: int) -> str:
             continue
         uri = _data_uri(heatmap_png(f.heatmap, (s.height, s.width), s.orientation, max_side), "image/png")
         on = default_overlay(v, f.detector)  # only a decisive finding that points the verdict's way
+        shown = ' style="display:block"' if on else ""
         overlays.append(f'<img class="ov" data-name="{_esc(f.detector)}" src="{uri}" alt="{_esc(f.detector)} heatmap"'
-                        f'{" style=\"display:block\"" if on else ""}>')
+                        f'{shown}>')
         toggles.append(
             f'<label><input type="checkbox" data-ov="{_esc(f.detector)}"{" checked" if on else ""}> {_esc(f.detector)}'
             f'{"" if f.score is None else f" ({f.score:.2f})"}</label>'
@@ -179,7 +180,7 @@ def _item_html(i: int, item: ReportItem, max_side: int) -> str:
   <p><span class="verdict" style="background:{colour}">{_esc(v.verdict.replace("_", " "))}</span>
      <span class="meta">{_esc(im.get("format"))} {im.get("width")}x{im.get("height")}, {im.get("bytes")} bytes,
      sha256 {_esc(str(im.get("sha256", ""))[:16])}&hellip;</span></p>
-  <p>{_esc(v.explanation)}</p>
+  <p>{_esc(v.explanation)}</p>{"".join(f'<p class="warn">{_esc(w)}</p>' for w in v.warnings)}
   <div class="row">
     <div class="imgcol">
       <div class="toggles">{"".join(toggles)} {slider}</div>
