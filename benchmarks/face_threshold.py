@@ -1,16 +1,17 @@
 """Calibrate the MTCNN detection threshold (``verity.face.detect.FACE_MIN_SCORE``) on data.
 
 Positives: the real face photos under ``DATA/faces/*`` (a sample of each folder): an image counts as
-found at threshold t when one of its detections scores >= t. Negatives: photos that contain no
-face: scikit-image's bundled photos without faces (cat, coffee, rocket, horse, bricks, text...) and
-the ``DATA/real_camera`` photos listed in ``--faceless`` (judged face-free by looking at them); every
-detection on them is a false box.
+found at threshold t when one of its detections scores >= t. Negatives: scikit-image's bundled
+photos without faces (cat, coffee, rocket, horse, bricks, text...): every detection on them is a
+false box. And every ``DATA/real_camera`` photo (``--all-real``): each of its detections was judged by
+looking at a crop of it (``--crops``); ``--labels`` lists those that are not a face (false boxes) or
+ambiguous (left out), every other one is a face.
 
 Every detection whose O-Net probability reaches 0.7 (the cascade's own last-stage threshold) is
 recorded once, so any threshold above that is evaluated without re-running the detector.
 
-    python benchmarks/face_threshold.py --data ../shared/data --faceless benchmarks/faceless_real_camera.txt \
-        --per-folder 60 --out /tmp/face_threshold.json [--crops DIR]
+    python benchmarks/face_threshold.py --data ../shared/data --all-real --labels benchmarks/face_threshold_labels.txt \
+        --per-folder 60 --out /tmp/face_threshold.json [--crops DIR] [--from /tmp/face_threshold.json]
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def load(path: str) -> np.ndarray:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True)
-    ap.add_argument("--faceless", help="text file: real_camera paths (relative to --data) without any face")
+    ap.add_argument("--labels", help="text file: real_camera detections that are not faces (see the file's header)")
+    ap.add_argument("--from", dest="from_json", help="reuse the detections recorded in this earlier --out")
     ap.add_argument("--per-folder", type=int, default=60, help="face photos drawn from each faces/ folder")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--all-real", action="store_true", help="also record detections on every real_camera photo "
@@ -69,14 +71,19 @@ def main() -> int:
 
     for name in SKIMAGE_FACELESS:
         neg.append((f"skimage:{name}", name))
-    faceless = []
-    if a.faceless:
-        faceless = [ln.split("#")[0].strip() for ln in Path(a.faceless).read_text().splitlines()]
-        faceless = [ln for ln in faceless if ln]
+    labels: dict[tuple[str, int], str] = {}
+    if a.labels:
+        for ln in Path(a.labels).read_text().splitlines():
+            parts = ln.split("#")[0].split()
+            if len(parts) == 3:
+                labels[(parts[0], int(parts[1]))] = parts[2]
     reals = sorted(str(p.relative_to(data)) for p in (data / "real_camera").rglob("*") if p.is_file()) if a.all_real \
-        else faceless
+        else []
     t0 = time.perf_counter()
     rec: dict[str, dict] = {"positives": {}, "negatives": {}, "real_camera": {}}
+    if a.from_json:
+        rec = json.loads(Path(a.from_json).read_text())["detections"]
+        pos, neg, reals = [], [], []
     for i, p in enumerate(pos):
         try:
             rec["positives"][os.path.relpath(p, data)] = raw_detections(load(p))
@@ -112,27 +119,42 @@ def main() -> int:
                         Path(a.crops) / f"{Path(r).stem}_{k}_{s:.4f}.jpg")
     secs = time.perf_counter() - t0
     neg_sets = dict(rec["negatives"])
-    neg_sets.update({k: v for k, v in rec["real_camera"].items() if k in set(faceless)})
     table = []
     for t in THRESHOLDS:
         found = sum(any(s >= t for s, _ in d) for d in rec["positives"].values())
         false = sum(sum(s >= t for s, _ in d) for d in neg_sets.values())
-        imgs_false = sum(any(s >= t for s, _ in d) for d in neg_sets.values())
-        table.append({"threshold": t, "face_recall": round(found / max(1, len(rec["positives"])), 4),
-                      "found": found, "positives": len(rec["positives"]),
-                      "false_boxes": false, "negatives": len(neg_sets),
-                      "false_boxes_per_image": round(false / max(1, len(neg_sets)), 4),
-                      "negatives_with_a_false_box": imgs_false})
-    per_folder = {}
+        row = {"threshold": t, "face_recall": round(found / max(1, len(rec["positives"])), 4),
+               "found": found, "positives": len(rec["positives"]),
+               "skimage_false_boxes": false, "skimage_images": len(neg_sets)}
+        if rec["real_camera"]:
+            lab = [(labels.get((k, i), "face"), s) for k, d in rec["real_camera"].items() for i, (s, _) in enumerate(d)]
+            faces_all = sum(1 for x, _ in lab if x == "face")
+            row.update({
+                "real_camera_images": len(rec["real_camera"]),
+                "real_camera_face_boxes": sum(1 for x, s in lab if x == "face" and s >= t),
+                "real_camera_face_boxes_at_0.7": faces_all,
+                "real_camera_false_boxes": sum(1 for x, s in lab if x == "not_face" and s >= t),
+                "real_camera_images_with_a_false_box": sum(
+                    any(labels.get((k, i)) == "not_face" and s >= t for i, (s, _) in enumerate(d))
+                    for k, d in rec["real_camera"].items()),
+                "real_camera_ambiguous_boxes": sum(1 for x, s in lab if x == "ambiguous" and s >= t),
+            })
+            row["false_boxes_per_image"] = round(
+                (row["real_camera_false_boxes"] + false) / (len(rec["real_camera"]) + len(neg_sets)), 4)
+        table.append(row)
+    per_folder: dict[str, dict] = {}
     for t in THRESHOLDS:
         for k, d in rec["positives"].items():
             f = k.split("/")[1]
             per_folder.setdefault(f, {}).setdefault(t, [0, 0])
             per_folder[f][t][0] += any(s >= t for s, _ in d)
             per_folder[f][t][1] += 1
+    false_scores = sorted(((s, f"{k}#{i}") for k, d in rec["real_camera"].items() for i, (s, _) in enumerate(d)
+                           if labels.get((k, i)) == "not_face"), reverse=True)
+    false_scores += sorted(((s, k) for k, d in neg_sets.items() for s, _ in d), reverse=True)
     doc = {"command": " ".join(sys.argv), "seconds": round(secs, 1), "table": table,
            "recall_per_folder": {f: {str(t): f"{v[0]}/{v[1]}" for t, v in d.items()} for f, d in per_folder.items()},
-           "false_box_scores": sorted(((s, k) for k, d in neg_sets.items() for s, _ in d), reverse=True)[:40],
+           "false_box_scores": sorted(false_scores, reverse=True)[:40],
            "detections": rec}
     Path(a.out).write_text(json.dumps(doc, indent=1))
     for r in table:
