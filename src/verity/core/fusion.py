@@ -265,7 +265,7 @@ def explain(verdict: str, probabilities: dict[str, float], findings: list[Findin
     for det in ranked[:3]:
         if fmap[det].evidence:
             sentences.append(fmap[det].evidence[0].rstrip(".") + ".")
-    from verity.core.display import format_class_probability, format_probability
+    from verity.core.display import format_interval, format_probability
 
     pct = {c: format_probability(p) for c, p in probabilities.items()}
     words = {
@@ -277,10 +277,14 @@ def explain(verdict: str, probabilities: dict[str, float], findings: list[Findin
     }
     head = f"The image {words[verdict]}"
     best = max(probabilities, key=probabilities.get)
-    head += f" ({format_class_probability(best, probabilities[best], model.intervals(probabilities, findings).get(best))})." \
-        if verdict != "inconclusive" else (
-        f": the most likely class, {best.replace('_', ' ')}, has only {pct[best]}."
-    )
+    if verdict != "inconclusive":
+        iv = model.intervals(probabilities, findings).get(best)  # from the calibration data, when it applies
+        shown = f"{best.replace('_', ' ')} {pct[best]}"
+        if iv:
+            shown += f", {format_interval(iv['low'], iv['high'], iv['level'])}"
+        head += f" ({shown})."
+    else:
+        head += f": the most likely class, {best.replace('_', ' ')}, has only {pct[best]}."
     if not sentences:
         n = sum(f.score is not None for f in findings)
         sentences.append(f"{n} detectors gave an opinion; none found strong evidence.")
