@@ -95,8 +95,9 @@ def test_page_formats_probabilities_like_the_core(browser, tmp_path):
         got = page.evaluate("vs => vs.map(v => window.verityFormat.pct(v))", values)
         assert got == [format_probability(v) for v in values]
         assert "0%" not in got and "100%" not in got
-        iv = page.evaluate("() => window.verityFormat.intervalText({level: 0.9, low: 0.0004, high: 0.97})")
-        assert iv == format_interval(0.0004, 0.97) == "90% interval <1-97%"
+        for lo, hi in [(0.0004, 0.97), (0.78, 0.97), (0.7036, 1.0), (0.5, 0.5), (0.0, 1.0)]:
+            iv = page.evaluate("([lo, hi]) => window.verityFormat.intervalText({level: 0.9, low: lo, high: hi})", [lo, hi])
+            assert iv == format_interval(lo, hi)
 
 
 def test_authentic_verdict_shows_no_suspicious_signals(browser, tmp_path):

@@ -36,10 +36,16 @@ def format_probability(p: float) -> str:
 
 
 def format_interval(low: float, high: float, level: float = 0.9) -> str:
-    """``"90% interval 78-97%"`` (bounds written like :func:`format_probability`)."""
+    """``"90% interval 78-97%"``; bounds written like :func:`format_probability`, so an open end reads
+    ``"90% interval 70% to >99%"``."""
     lo, hi = percent_number(low), percent_number(high)
-    span = lo if lo == hi else f"{lo}-{hi}"
-    return f"{round(100 * level)}% interval {span}%"
+    if lo == hi:
+        span = f"{lo}%"
+    elif lo[0] in "<>" or hi[0] in "<>":
+        span = f"{lo}% to {hi}%"
+    else:
+        span = f"{lo}-{hi}%"
+    return f"{round(100 * level)}% interval {span}"
 
 
 def format_class_probability(name: str, p: float, interval: dict[str, Any] | None = None) -> str:

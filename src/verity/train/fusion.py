@@ -899,7 +899,7 @@ def beta_interval(k: float, n: float, level: float = 0.9) -> tuple[float, float]
 
 
 def reliability_table(P: np.ndarray, labels: list[str], images: list[str], level: float = 0.9,
-                      edges: Sequence[float] = RELIABILITY_EDGES, min_images: float = 8.0) -> dict[str, list[dict]]:
+                      edges: Sequence[float] = RELIABILITY_EDGES, min_images: float = 5.0) -> dict[str, list[dict]]:
     """Per class, reliability bins of its predicted probability: how often examples whose probability
     fell in a bin really were of that class, with a ``level`` interval on that frequency.
 
@@ -961,7 +961,7 @@ def reliability_table(P: np.ndarray, labels: list[str], images: list[str], level
 
 
 def reliability_section(model, examples: list[Example], scores: dict[str, dict], root: str = "",
-                        level: float = 0.9, min_images: float = 8.0) -> dict[str, Any]:
+                        level: float = 0.9, min_images: float = 5.0) -> dict[str, Any]:
     """The ``reliability`` entry of a fusion file: :func:`reliability_table` of ``model`` on the
     calibration side's ``examples`` (their cached detector scores), with what backs it."""
     import numpy as np

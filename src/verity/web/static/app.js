@@ -55,8 +55,11 @@
   function pct(p) { return percentNumber(p) + "%"; }
   function intervalText(iv) {
     if (!iv || iv.low == null || iv.high == null) return "";
-    var lo = percentNumber(iv.low), hi = percentNumber(iv.high);
-    return Math.round(100 * (iv.level || 0.9)) + "% interval " + (lo === hi ? lo : lo + "-" + hi) + "%";
+    var lo = percentNumber(iv.low), hi = percentNumber(iv.high), span;
+    if (lo === hi) span = lo + "%";
+    else if ("<>".indexOf(lo[0]) >= 0 || "<>".indexOf(hi[0]) >= 0) span = lo + "% to " + hi + "%";
+    else span = lo + "-" + hi + "%";
+    return Math.round(100 * (iv.level || 0.9)) + "% interval " + span;
   }
   function classProbText(name, p, iv) {
     var t = label(name) + " " + pct(p), i = intervalText(iv);
