@@ -39,13 +39,23 @@ def _human(v, out) -> None:
     out.write(f"  {v.explanation}\n")
     for w in v.warnings:
         out.write(f"  note: {w}\n")
+    strong = {"decisive": 0, "outweighed": 1}  # what moved the verdict first, then by how far the score leans
     shown = sorted(
-        (f for f in v.findings if f.score is not None), key=lambda f: -abs(f.score - 0.5)
+        (f for f in v.findings if f.score is not None),
+        key=lambda f: (strong.get((v.roles.get(f.detector) or {}).get("role"), 2), -abs(f.score - 0.5)),
     )
     for f in shown:
-        mark = "!" if f.score >= 0.65 else "-" if f.score > 0.35 else "+"
+        role = (v.roles.get(f.detector) or {}).get("role")
+        if role is None:  # a verdict made without roles: by score
+            mark = "!" if f.score >= 0.65 else "-" if f.score > 0.35 else "+"
+        elif role in ("decisive", "outweighed"):  # moved a class logit by at least 1: strong either way
+            contrib = (v.roles[f.detector].get("contribution") or {}).values()
+            mark = "!" if max(contrib, default=0.0) > 0 else "+"
+        else:
+            mark = "-"
         first = f.evidence[0] if f.evidence else ""
-        out.write(f"  {mark} [{f.kind}] {f.detector} {f.score:.2f}: {first}\n")
+        tail = " (outweighed by the other evidence)" if role == "outweighed" else ""
+        out.write(f"  {mark} [{f.kind}] {f.detector} {f.score:.2f}{tail}: {first}\n")
         for e in f.evidence[1:3]:
             out.write(f"      {e}\n")
     for n, face in enumerate(v.faces):
