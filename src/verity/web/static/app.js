@@ -178,7 +178,8 @@
     xhr.upload.onload = function () {
       bar.removeAttribute("value"); // indeterminate while the server analyses
       started = Date.now();
-      stage.textContent = "Analysing\u2026";
+      stage.textContent = "Analysing " + file.name + "\u2026";
+      pctEl.textContent = "0 s";
       setStatus("Upload complete; analysing " + file.name);
       timer = setInterval(function () {
         pctEl.textContent = Math.round((Date.now() - started) / 1000) + " s";
