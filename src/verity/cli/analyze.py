@@ -54,7 +54,8 @@ def _human(v, out) -> None:
         else:
             mark = "-"
         first = f.evidence[0] if f.evidence else ""
-        tail = " (outweighed by the other evidence)" if role == "outweighed" else ""
+        tail = "" if role != "outweighed" else (
+            " (not enough for a verdict)" if v.verdict == "inconclusive" else " (outweighed by the other evidence)")
         out.write(f"  {mark} [{f.kind}] {f.detector} {f.score:.2f}{tail}: {first}\n")
         for e in f.evidence[1:3]:
             out.write(f"      {e}\n")

@@ -163,7 +163,8 @@ def _item_html(i: int, item: ReportItem, max_side: int) -> str:
         score = "abstained" if f.score is None else f"{f.score:.2f}"
         role = (v.roles.get(f.detector) or {}).get("role")
         if role in ("outweighed", "minor"):
-            score += f" ({ROLE_WORDS[role]})"
+            score += " (not enough for a verdict)" if role == "outweighed" and v.verdict == "inconclusive" \
+                else f" ({ROLE_WORDS[role]})"
         ev = "<br>".join(_esc(e) for e in f.evidence[:6]) or "&nbsp;"
         groups.setdefault(f.kind, []).append(f'<div class="f {cls}"><b>{_esc(f.detector)}</b> {score}<br>{ev}</div>')
     side = "".join(f'<div class="kind">{_esc(kd)}</div>' + "".join(items) for kd, items in groups.items())

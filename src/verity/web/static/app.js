@@ -98,7 +98,10 @@
     if (tone === "abstain") return "abstained";
     if (!f.role) return scoreWords(f.score);
     if (f.role === "decisive") return tone === "cool" ? "looks authentic" : "suspicious";
-    if (f.role === "outweighed") return (scoreClass(f.score) === "cool" ? "looks authentic" : "suspicious") + ", outweighed";
+    if (f.role === "outweighed") {
+      return (scoreClass(f.score) === "cool" ? "looks authentic" : "suspicious") +
+        (doc.verdict === "inconclusive" ? ", not enough for a verdict" : ", outweighed");
+    }
     return "little weight in the verdict";
   }
   function defaultOverlay(f, doc) {
