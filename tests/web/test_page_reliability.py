@@ -119,6 +119,7 @@ def test_authentic_verdict_shows_no_suspicious_signals(browser, tmp_path):
         assert "suspicious" not in page.text_content("#findings-list").replace("suspicious, outweighed", "")
         assert "little weight" in bright.text_content()
         assert page.locator("#stage .face-box.hot, #faces .face-card.hot").count() == 0
+        assert "suspicious, little weight in the verdict" in page.text_content("#faces")
         # the evidence for authenticity is decisive, and green
         assert page.locator("#findings-list .finding.cool", has_text="stub exif").count() == 1
         assert "100%" not in page.text_content("#result") and " 0%" not in page.text_content("#bars")

@@ -331,6 +331,10 @@
     // faces: boxes are in pixels of the full-size displayed image
     var size = displaySize(doc.image || {});
     var faces = $("faces"); clear(faces);
+    // a suspicious face on another verdict is worded like the finding that scored it
+    var faceFinding = (doc.findings || []).filter(function (f) { return f.kind === "faces" && f.score !== null; })[0];
+    var faceWords = faceFinding && faceFinding.role === "minor" ? "suspicious, little weight in the verdict"
+      : doc.verdict === "inconclusive" ? "suspicious, not enough for a verdict" : "suspicious, outweighed";
     (doc.faces || []).forEach(function (face, n) {
       var b = face.box, s = face.manipulation_score;
       // red only when the face drives a face_manipulated verdict (the colours agree with the verdict)
@@ -350,7 +354,7 @@
         el("img", { src: crop, alt: "Face " + (n + 1) }),
         el("figcaption", {}, [
           el("strong", { text: "Face " + (n + 1) }),
-          el("span", { text: s === null ? "manipulation: not scored" : "manipulation " + s.toFixed(2) + " (" + (tone === "neutral" && scoreClass(s) === "hot" ? "suspicious, outweighed" : scoreWords(s)) + ")" }),
+          el("span", { text: s === null ? "manipulation: not scored" : "manipulation " + s.toFixed(2) + " (" + (tone === "neutral" && scoreClass(s) === "hot" ? faceWords : scoreWords(s)) + ")" }),
           el("span", { class: "muted", text: "detection " + (face.detection_score || 0).toFixed(2) })
         ].concat((face.evidence || []).slice(0, 2).map(function (e) { return el("span", { class: "small", text: e }); })))
       ]));
