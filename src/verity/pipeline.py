@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from verity.core.fusion import FusionModel, explain
+from verity.core.fusion import FusionModel, evidence_roles, explain
 from verity.core.registry import Detector, create_detector, get_detector_class, list_detectors
 from verity.core.types import Finding, Sample, Verdict
 
@@ -60,6 +60,12 @@ class Pipeline:
         probs, verdict = decision.probabilities, decision.verdict
         faces = [face for f in findings for face in f.faces]
         timings["total"] = time.perf_counter() - t0
+        warnings = []
+        if sample.frames > 1:
+            what = {"GIF": "animated GIF", "WEBP": "animated WebP", "TIFF": "multi-page TIFF"}.get(sample.format, "file")
+            note = (f"Only frame 1 of the {sample.frames} in this {what} was analysed; "
+                    "the other frames were not checked.")
+            warnings.append(note)
         return Verdict(
             verdict=verdict,
             probabilities=probs,
@@ -84,6 +90,10 @@ class Pipeline:
             },
             timings=timings,
             errors=errors,
+            # calibration intervals describe fused probabilities; after the provenance rule they do not apply
+            intervals={} if decision.rule else self.fusion.intervals(probs, findings),
+            roles=evidence_roles(verdict, findings, self.fusion),
+            warnings=warnings,
         )
 
 

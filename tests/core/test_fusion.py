@@ -113,3 +113,22 @@ def test_centers_make_the_usual_score_neutral(tmp_path):
     assert m.probabilities([f("a", None)]) == m.probabilities([])
     # a detector without a center keeps 0.5 as its neutral score
     assert m.contributions([f("b", 0.5)])["edited"].get("b", 0.0) == 0.0
+
+
+def test_evidence_roles_agree_with_the_verdict():
+    """Issue 13 defect 5: only findings that drive the verdict are decisive; a suspicious score on an
+    authentic verdict is outweighed (strong weight) or minor (little weight), never decisive."""
+    from verity.core.fusion import evidence_roles
+
+    m = FusionModel(default_weights={"strong": 2.0, "weak": 0.05, "auth": 3.0})
+    authentic = [f("strong", 0.8), f("weak", 0.95), f("auth", 0.03, ("ai_generated", "edited")),
+                 Finding(detector="none", score=None, labels=["edited"])]
+    p = m.probabilities(authentic)
+    assert m.verdict(p, authentic) == "authentic"
+    roles = {k: v["role"] for k, v in evidence_roles("authentic", authentic, m).items()}
+    assert roles == {"strong": "outweighed", "weak": "minor", "auth": "decisive", "none": "abstained"}
+    edited = [f("strong", 0.99), f("weak", 0.95)]
+    roles = {k: v["role"] for k, v in evidence_roles("edited", edited, m).items()}
+    assert roles == {"strong": "decisive", "weak": "minor"}
+    r = evidence_roles("inconclusive", edited, m)
+    assert r["strong"]["role"] == "outweighed" and r["strong"]["contribution"]["edited"] > 1.0

@@ -38,3 +38,34 @@ def test_report_contains_verdict_overlays_faces_and_escapes():
     assert "&lt;b&gt;evil" in html
     assert 'data-name="ela"' in html and 'class="face"' in html
     assert "Could not be analysed: truncated" in html
+
+
+def test_report_agrees_with_the_verdict_and_never_says_100_percent():
+    """Issue 13: heatmaps start on and findings are red only when they drive the verdict; the
+    probabilities read <1% / >99%; an animation says only frame 1 was analysed."""
+    from verity.core.fusion import FusionModel, evidence_roles
+
+    px = np.zeros((20, 30, 3), np.uint8)
+    s = Sample(data=b"x", pixels=px, format="GIF", path="a.gif", frames=5)
+    m = FusionModel(default_weights={"weak": 0.05, "camera": 3.0, "clone": 4.0})
+    weak = Finding("weak", 0.9, ["edited"], ["weak sees a region"], heatmap=np.ones((2, 3)), kind="compression")
+    camera = Finding("camera", 0.05, ["ai_generated", "edited"], ["a camera record"], kind="metadata")
+
+    def item(findings):
+        p = m.probabilities(findings)
+        verdict = m.verdict(p, findings)
+        v = Verdict(verdict, p, findings, path=s.path, roles=evidence_roles(verdict, findings, m),
+                    warnings=["Only frame 1 of the 5 in this animated GIF was analysed; the other frames were not checked."])
+        return v, render_html([ReportItem(path=s.path, verdict=v, sample=s)])
+
+    v, html = item([weak, camera])
+    assert v.verdict == "authentic"
+    assert 'data-ov="weak" checked' not in html and 'data-name="weak" src' in html
+    assert 'class="f hot"' not in html and "little weight in the verdict" in html
+    assert "Only frame 1 of the 5" in html
+    clone = Finding("clone", 0.999, ["edited"], ["a cloned region"], heatmap=np.ones((2, 3)), kind="copy-move")
+    v, html = item([clone, weak])
+    assert v.verdict == "edited" and v.probabilities["edited"] > 0.999
+    assert 'data-ov="clone" checked' in html and 'data-ov="weak" checked' not in html
+    assert 'class="f hot"><b>clone' in html
+    assert 'class="val">100' not in html and 'class="val">&gt;99%' in html

@@ -302,6 +302,19 @@ def test_train_fusion_end_to_end(toy_setup, tmp_path, capsys, monkeypatch):
     # --rescore runs one detector again
     assert main(argv + ["--rescore", "toy_red"]) == 0
     assert json.loads(out2.read_text())["provenance"]["rescored"] == ["toy_red"]
+    # reliability bins of the calibration side are written; --reliability-only rewrites only them
+    rel = doc["reliability"]
+    assert rel["level"] == 0.9 and set(rel["classes"]) == {"authentic", "ai_generated", "edited"}
+    assert sum(r["examples"] for r in rel["classes"]["authentic"]) == prov["sizes"]["calib"]["examples"]
+    assert FusionModel.load(out).interval("ai_generated", 0.5) is not None
+    before = json.loads(out2.read_text())
+    before.pop("reliability")
+    out2.write_text(json.dumps(before))
+    assert main(argv + ["--reliability-only"]) == 0
+    after = json.loads(out2.read_text())
+    assert after["reliability"]["classes"] == rel["classes"]
+    assert {k: v for k, v in after.items() if k != "reliability"} == before  # nothing else changed
+    assert list(after).index("reliability") == list(after).index("provenance") - 1
 
     # verity eval --heldout recomputes the test side: validation groups less the calibration groups
     ev = tmp_path / "ev"
@@ -434,3 +447,32 @@ def test_ops_modules_parsing():
             "see :func:`verity.ops.regions.bbox`")
     assert sorted(set(_ops_modules(text))) == ["copymove", "jpeg", "noise", "regions"]
 
+
+
+def test_reliability_table_weighs_images_not_views_and_merges_thin_bins():
+    from verity.core.types import CLASSES
+
+    # 20 images x 5 views; the probability of "edited" is 0.95 for the 10 edited images, 0.05 otherwise
+    labels, images, P = [], [], []
+    for i in range(20):
+        lab = "edited" if i < 10 else "authentic"
+        for _ in range(5):
+            p = np.zeros(len(CLASSES))
+            p[CLASSES.index("edited")] = 0.95 if lab == "edited" else 0.05
+            p[0] = 1 - p[CLASSES.index("edited")]
+            P.append(p)
+            labels.append(lab)
+            images.append(f"img{i}")
+    table = F.reliability_table(np.array(P), labels, images, min_images=8)
+    rows = table["edited"]
+    assert [(r["lo"], r["hi"]) for r in rows] == [(0.0, 0.1), (0.1, 1.0)]  # empty bins merged into a neighbour
+    low, high = rows[-1], rows[0]
+    assert low["examples"] == 50 and low["images"] == 10 and low["observed"] == 1.0 and low["high"] == 1.0
+    # Jeffreys interval on 10 (not 50) independent images: wide
+    assert 0.7 < low["low"] < 0.9
+    assert high["observed"] == 0.0 and high["low"] == 0.0 and 0.1 < high["high"] < 0.3
+    assert F.beta_interval(5, 10, 0.9)[0] < 0.5 < F.beta_interval(5, 10, 0.9)[1]
+    # a bin with fewer images than min_images is merged into its neighbour
+    few = F.reliability_table(np.array(P[:15] + P[50:]), labels[:15] + labels[50:], images[:15] + images[50:],
+                              min_images=8)["edited"]
+    assert all(r["images"] >= 8 for r in few) and len(few) == 1

@@ -41,6 +41,9 @@ class FindingOut(BaseModel):
     evidence: list[str]
     heatmap: HeatmapRef | None
     details: dict[str, Any]
+    role: str | None = Field(None, description="What the finding did to the verdict: `decisive`, `outweighed`, "
+                             "`minor` or `abstained` (docs/schema.md).")
+    contribution: dict[str, float] | None = Field(None, description="Class to the finding's additive logit.")
 
 
 class FaceOut(BaseModel):
@@ -49,6 +52,16 @@ class FaceOut(BaseModel):
     detection_score: float
     manipulation_score: float | None
     evidence: list[str]
+
+
+class IntervalOut(BaseModel):
+    level: float = Field(description="0.9")
+    low: float
+    high: float
+    observed: float | None = Field(description="Share of that class among calibration examples in the same bin.")
+    bin: list[float] = Field(description="[lo, hi] probability band the share was measured in.")
+    examples: int = Field(description="Calibration examples in the bin.")
+    images: float = Field(description="Calibration images in the bin (the views of one image count once).")
 
 
 class AnalysisUrls(BaseModel):
@@ -96,6 +109,8 @@ class Analysis(BaseModel):
     verdict: Verdict
     confidence: float
     probabilities: dict[str, float]
+    intervals: dict[str, IntervalOut] = Field(default_factory=dict, description=(
+        "Per class with calibration data: the 90 % interval of its probability (docs/schema.md)."))
     explanation: str
     decided_by: Literal["fusion", "provenance"] = Field(
         "fusion", description="'provenance' when signed Content Credentials decided the verdict (docs/schema.md).")
@@ -106,6 +121,7 @@ class Analysis(BaseModel):
     findings: list[FindingOut]
     faces: list[FaceOut]
     errors: list[str]
+    warnings: list[str] = Field(default_factory=list, description="E.g. only frame 1 of an animation was analysed.")
     timings: dict[str, float]
     id: str = Field(pattern=r"^[0-9a-f]{32}$")
     created_at: str

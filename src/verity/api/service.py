@@ -291,6 +291,10 @@ def verdict_from_document(doc: dict[str, Any], heatmaps: dict[str, np.ndarray]) 
         image=doc.get("image") or {},
         timings=doc.get("timings") or {},
         errors=list(doc.get("errors") or []),
+        intervals={k: dict(v) for k, v in (doc.get("intervals") or {}).items() if isinstance(v, dict)},
+        warnings=[str(w) for w in doc.get("warnings") or []],
+        roles={str(f.get("detector")): {"role": f["role"], "contribution": f.get("contribution") or {}}
+               for f in doc.get("findings") or [] if f.get("role")},
     )
 
 

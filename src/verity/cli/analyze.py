@@ -31,22 +31,40 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _human(v, out) -> None:
+    from verity.core.display import format_class_probability, format_probability
+
+    ranked = sorted(v.probabilities.items(), key=lambda kv: -kv[1])
     if v.decided_by == "provenance":
         fused = v.fused_probabilities or v.probabilities
-        alone = ", ".join(f"{c} {100 * p:.0f}%" for c, p in sorted(fused.items(), key=lambda kv: -kv[1]))
+        alone = ", ".join(f"{c} {format_probability(p)}" for c, p in sorted(fused.items(), key=lambda kv: -kv[1]))
         out.write(f"{v.path}: {v.verdict.upper()}  (certainty: provenance, signed Content Credentials; "
                   f"detectors alone: {alone})\n")
     else:
-        probs = ", ".join(f"{c} {100 * p:.0f}%" for c, p in sorted(v.probabilities.items(), key=lambda kv: -kv[1]))
+        # the top class with its 90 % interval from the calibration data, the others plainly
+        probs = ", ".join(format_class_probability(c, p, v.intervals.get(c) if i == 0 else None)
+                          for i, (c, p) in enumerate(ranked))
         out.write(f"{v.path}: {v.verdict.upper()}  ({probs})\n")
     out.write(f"  {v.explanation}\n")
+    for w in v.warnings:
+        out.write(f"  note: {w}\n")
+    strong = {"decisive": 0, "outweighed": 1}  # what moved the verdict first, then by how far the score leans
     shown = sorted(
-        (f for f in v.findings if f.score is not None), key=lambda f: -abs(f.score - 0.5)
+        (f for f in v.findings if f.score is not None),
+        key=lambda f: (strong.get((v.roles.get(f.detector) or {}).get("role"), 2), -abs(f.score - 0.5)),
     )
     for f in shown:
-        mark = "!" if f.score >= 0.65 else "-" if f.score > 0.35 else "+"
+        role = (v.roles.get(f.detector) or {}).get("role")
+        if role is None:  # a verdict made without roles: by score
+            mark = "!" if f.score >= 0.65 else "-" if f.score > 0.35 else "+"
+        elif role in ("decisive", "outweighed"):  # moved a class logit by at least 1: strong either way
+            contrib = (v.roles[f.detector].get("contribution") or {}).values()
+            mark = "!" if max(contrib, default=0.0) > 0 else "+"
+        else:
+            mark = "-"
         first = f.evidence[0] if f.evidence else ""
-        out.write(f"  {mark} [{f.kind}] {f.detector} {f.score:.2f}: {first}\n")
+        tail = "" if role != "outweighed" else (
+            " (not enough for a verdict)" if v.verdict == "inconclusive" else " (outweighed by the other evidence)")
+        out.write(f"  {mark} [{f.kind}] {f.detector} {f.score:.2f}{tail}: {first}\n")
         for e in f.evidence[1:3]:
             out.write(f"      {e}\n")
     for n, face in enumerate(v.faces):

@@ -105,6 +105,8 @@ class FusionModel:
     #: class -> least probability for that verdict (default ``inconclusive_below``).
     thresholds: dict[str, float] = field(default_factory=dict)
     source: str = "hand-set"
+    #: The fitted file's reliability bins (see :meth:`interval`); empty for the hand-set fusion.
+    reliability: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "FusionModel":
@@ -120,6 +122,7 @@ class FusionModel:
                 thresholds={str(k): float(v) for k, v in d.get("thresholds", {}).items()},
                 centers={str(k): float(v) for k, v in d.get("centers", {}).items()},
                 source=str(p.name),
+                reliability=d.get("reliability") or {},
             )
         return cls()
 
@@ -174,6 +177,54 @@ class FusionModel:
             return "inconclusive"
         best = max(CLASSES, key=lambda c: probabilities[c])
         return best if probabilities[best] >= self.threshold(best) else "inconclusive"
+
+    def interval(self, cls_name: str, p: float) -> dict[str, Any] | None:
+        """What the calibration data says about a probability ``p`` of ``cls_name``.
+
+        The reliability bin of the fitted file that ``p`` falls in: among the calibration examples
+        whose fused probability of that class was in the same bin, the observed share that really was
+        of that class, and a ``level`` (90 %) interval on it. ``None`` when the file has no bins for
+        the class (the hand-set fusion, ``face_manipulated``).
+
+        Returns
+        -------
+        dict or None
+            ``{"level", "low", "high", "observed", "bin": [lo, hi], "examples", "images"}``.
+        """
+        rel = self.reliability or {}
+        rows = (rel.get("classes") or {}).get(cls_name) or []
+        p = float(p)
+        for i, r in enumerate(rows):
+            last = i == len(rows) - 1
+            if float(r["lo"]) <= p and (p < float(r["hi"]) or last):
+                return {
+                    "level": float(rel.get("level", 0.9)),
+                    "low": float(r["low"]),
+                    "high": float(r["high"]),
+                    "observed": float(r["observed"]),
+                    "bin": [float(r["lo"]), float(r["hi"])],
+                    "examples": int(r["examples"]),
+                    "images": float(r["images"]),
+                }
+        return None
+
+    def intervals(self, probabilities: dict[str, float], findings: list[Finding] | None = None) -> dict[str, dict[str, Any]]:
+        """:meth:`interval` of every class that has one.
+
+        Empty when one of ``findings`` comes from a detector the fitted weights do not cover (hand-set:
+        metadata, C2PA, faces) and moved a class logit by at least :data:`DECISIVE_LOGIT`: the
+        calibration examples are metadata-free copies, so their bins cannot speak for such a verdict.
+        """
+        if findings and self.weights:
+            for d in self.contributions(findings).values():
+                if any(det not in self.weights and abs(v) >= DECISIVE_LOGIT for det, v in d.items()):
+                    return {}
+        out = {}
+        for c, p in probabilities.items():
+            iv = self.interval(c, p)
+            if iv is not None:
+                out[c] = iv
+        return out
 
     def threshold(self, cls_name: str) -> float:
         """Least probability of ``cls_name`` for it to be the verdict."""
@@ -268,6 +319,49 @@ def fuse(findings: list[Finding], model: FusionModel | None = None) -> tuple[str
     return d.verdict, d.probabilities
 
 
+#: A finding whose contribution to a class logit reaches this (odds times e) is decisive evidence.
+DECISIVE_LOGIT = 1.0
+#: What a finding did to the verdict (see :func:`evidence_roles`).
+ROLES: tuple[str, ...] = ("decisive", "outweighed", "minor", "abstained")
+
+
+def evidence_roles(verdict: str, findings: list[Finding], model: FusionModel) -> dict[str, dict[str, Any]]:
+    """What each finding did to the verdict, for displays that must agree with it.
+
+    Per detector: ``contribution`` (class -> its additive logit, :meth:`FusionModel.contributions`)
+    and ``role``:
+
+    * ``decisive``: it drives the verdict: a fake verdict's logit rose by at least
+      :data:`DECISIVE_LOGIT` through it, or, for an ``authentic`` verdict, it lowered every fake class
+      it speaks for by at least that much;
+    * ``outweighed``: decisive on its own, but pointing away from the verdict (a suspicious finding
+      on an authentic or inconclusive verdict, an authentic-looking one on a fake verdict);
+    * ``minor``: it gave a score but moved no class by :data:`DECISIVE_LOGIT` (small or zero weight);
+    * ``abstained``: no score.
+
+    Displays show heatmaps by default and red or green badges only for ``decisive`` findings.
+    """
+    contrib = model.contributions(findings)
+    out: dict[str, dict[str, Any]] = {}
+    for f in findings:
+        c = {k: v[f.detector] for k, v in contrib.items() if f.detector in v}
+        if f.score is None:
+            role = "abstained"
+        else:
+            up = max(c.values(), default=0.0)
+            down = min(c.values(), default=0.0)
+            if verdict in FAKE_CLASSES and c.get(verdict, 0.0) >= DECISIVE_LOGIT:
+                role = "decisive"
+            elif verdict == "authentic" and c and down <= -DECISIVE_LOGIT and up < DECISIVE_LOGIT:
+                role = "decisive"
+            elif up >= DECISIVE_LOGIT or down <= -DECISIVE_LOGIT:
+                role = "outweighed"
+            else:
+                role = "minor"
+        out[f.detector] = {"role": role, "contribution": {k: round(v, 3) for k, v in c.items() if v}}
+    return out
+
+
 _WORDS = {
     "authentic": "shows no sign of generation or manipulation",
     "ai_generated": "looks AI-generated",
@@ -279,7 +373,9 @@ _DECLARED = {"ai_generated": "is AI-generated", "edited": "contains generative-A
 
 
 def _pcts(p: dict[str, float]) -> str:
-    return ", ".join(f"{c.replace('_', ' ')} {100 * v:.0f}%" for c, v in sorted(p.items(), key=lambda kv: -kv[1]))
+    from verity.core.display import format_probability
+
+    return ", ".join(f"{c.replace('_', ' ')} {format_probability(v)}" for c, v in sorted(p.items(), key=lambda kv: -kv[1]))
 
 
 def explain(
@@ -295,7 +391,8 @@ def explain(
             f"provenance{who}, a signed declaration rather than a statistical estimate. "
             f"{str(r.get('sentence', '')).rstrip('.')}. The detectors alone gave: {_pcts(decision.fused_probabilities)}."
         )
-    text = _explain_fusion(verdict, probabilities, findings, model)
+    # calibration intervals describe the fused probabilities; after the provenance rule they no longer apply
+    text = _explain_fusion(verdict, probabilities, findings, model, intervals=not (decision and decision.rule))
     if decision is not None and decision.rule and decision.rule.get("likelihood_ratios"):
         r = decision.rule
         lr = ", ".join(
@@ -309,7 +406,9 @@ def explain(
     return text
 
 
-def _explain_fusion(verdict: str, probabilities: dict[str, float], findings: list[Finding], model: FusionModel) -> str:
+def _explain_fusion(
+    verdict: str, probabilities: dict[str, float], findings: list[Finding], model: FusionModel, intervals: bool = True
+) -> str:
     contrib = model.contributions(findings)
     by_det: dict[str, float] = {}
     target = verdict if verdict in FAKE_CLASSES else None
@@ -325,12 +424,19 @@ def _explain_fusion(verdict: str, probabilities: dict[str, float], findings: lis
     for det in ranked[:3]:
         if fmap[det].evidence:
             sentences.append(fmap[det].evidence[0].rstrip(".") + ".")
-    pct = {c: f"{100 * p:.0f}%" for c, p in probabilities.items()}
+    from verity.core.display import format_interval, format_probability
+
+    pct = {c: format_probability(p) for c, p in probabilities.items()}
     head = f"The image {_WORDS[verdict]}"
     best = max(probabilities, key=probabilities.get)
-    head += f" ({best.replace('_', ' ')} {pct[best]})." if verdict != "inconclusive" else (
-        f": the most likely class, {best.replace('_', ' ')}, has only {pct[best]}."
-    )
+    if verdict != "inconclusive":
+        iv = model.intervals(probabilities, findings).get(best) if intervals else None  # calibration data
+        shown = f"{best.replace('_', ' ')} {pct[best]}"
+        if iv:
+            shown += f", {format_interval(iv['low'], iv['high'], iv['level'])}"
+        head += f" ({shown})."
+    else:
+        head += f": the most likely class, {best.replace('_', ' ')}, has only {pct[best]}."
     if not sentences:
         n = sum(f.score is not None and f.detector not in POST_FUSION_DETECTORS for f in findings)
         sentences.append(f"{n} detectors gave an opinion; none found strong evidence.")

@@ -216,6 +216,13 @@ class Verdict:
     fused_probabilities: dict[str, float] | None = None
     #: The provenance rule that applied (claim, likelihood ratios or decided class), or ``None``.
     provenance: dict[str, Any] | None = None
+    #: class -> the 90 % interval of its probability from the calibration data
+    #: (:meth:`verity.core.fusion.FusionModel.interval`); classes without calibration data are absent.
+    intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: detector -> ``{"role", "contribution"}`` (:func:`verity.core.fusion.evidence_roles`).
+    roles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: What a reader must know about the analysis itself (e.g. only frame 1 of an animation was analysed).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def confidence(self) -> float:
@@ -245,6 +252,18 @@ class Verdict:
             "verdict": self.verdict,
             "confidence": round(self.confidence, 4),
             "probabilities": {k: round(float(v), 6) for k, v in self.probabilities.items()},
+            "intervals": {
+                k: {
+                    "level": round(float(iv.get("level", 0.9)), 3),
+                    "low": round(float(iv["low"]), 4),
+                    "high": round(float(iv["high"]), 4),
+                    "observed": None if iv.get("observed") is None else round(float(iv["observed"]), 4),
+                    "bin": [round(float(x), 4) for x in iv.get("bin") or []],
+                    "examples": int(iv.get("examples", 0)),
+                    "images": round(float(iv.get("images", 0)), 2),
+                }
+                for k, iv in self.intervals.items()
+            },
             "explanation": self.explanation,
             "decided_by": self.decided_by,
             "fused_probabilities": {k: round(float(v), 6) for k, v in (self.fused_probabilities or self.probabilities).items()},
@@ -259,11 +278,15 @@ class Verdict:
                     "evidence": list(f.evidence),
                     "heatmap": heat(f),
                     "details": _jsonable(f.details),
+                    **({"role": self.roles[f.detector]["role"],
+                        "contribution": dict(self.roles[f.detector].get("contribution") or {})}
+                       if f.detector in self.roles else {}),
                 }
                 for f in self.findings
             ],
             "faces": [face.to_dict() for face in self.faces],
             "errors": list(self.errors),
+            "warnings": list(self.warnings),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
 

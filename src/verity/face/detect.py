@@ -235,6 +235,13 @@ class MTCNN:
         return out
 
 
+#: Least MTCNN O-Net probability for a detection to count as a face (boxes shown, faces scored, faces
+#: indexed). Chosen on data with ``benchmarks/face_threshold.py`` (docs/benchmarks/faces_index.md): at
+#: 0.97, 278 of 281 face photos from ../shared/data/faces still have a face found (as at 0.9), and no
+#: box was drawn on anything but a face in 120 real camera photos and 18 face-free scikit-image photos
+#: (at 0.9: 4 false boxes, one on a flower).
+FACE_MIN_SCORE = 0.97
+
 _LOCK = threading.Lock()
 _MTCNN: MTCNN | None = None
 
@@ -252,7 +259,7 @@ def detect_faces(
     image: np.ndarray,
     max_side: int = 1024,
     min_face: int = 20,
-    min_score: float = 0.9,
+    min_score: float = FACE_MIN_SCORE,
     max_faces: int = 20,
 ) -> list[Detection]:
     """Find faces and their five landmarks.
@@ -267,7 +274,7 @@ def detect_faces(
     min_face : int
         Smallest face side searched for, in pixels of the downscaled image.
     min_score : float
-        Faces with a lower O-Net probability are dropped.
+        Faces with a lower O-Net probability are dropped (default :data:`FACE_MIN_SCORE`).
     max_faces : int
         At most this many faces, highest scores first.
 

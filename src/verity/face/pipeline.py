@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from verity.face.align import EMBEDDING, align_face
-from verity.face.detect import Detection, detect_faces
+from verity.face.detect import FACE_MIN_SCORE, Detection, detect_faces
 
 
 @dataclass
@@ -30,7 +30,8 @@ class FoundFace:
         return self.detection.width * self.detection.height
 
 
-def find_faces(image: np.ndarray, embed: bool = True, max_faces: int = 20, min_score: float = 0.9) -> list[FoundFace]:
+def find_faces(image: np.ndarray, embed: bool = True, max_faces: int = 20,
+               min_score: float = FACE_MIN_SCORE) -> list[FoundFace]:
     """Detect faces (largest first) and optionally embed them.
 
     Parameters
@@ -41,7 +42,7 @@ def find_faces(image: np.ndarray, embed: bool = True, max_faces: int = 20, min_s
         Compute FaceNet embeddings (about 50 ms per face on one core).
     max_faces : int
     min_score : float
-        MTCNN O-Net probability a face needs.
+        MTCNN O-Net probability a face needs (default: the calibrated :data:`~verity.face.detect.FACE_MIN_SCORE`).
 
     Returns
     -------

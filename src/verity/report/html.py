@@ -57,7 +57,7 @@ main{max-width:1200px;margin:0 auto;padding:16px}
 .f{border-left:3px solid #ccd;padding:4px 8px;margin:6px 0;font-size:13px}.f b{font-family:monospace}
 .f.hot{border-color:#c0392b}.f.cool{border-color:#1b7f3b}.f.abs{color:#8a909a}
 .toggles label{display:inline-block;margin:4px 10px 4px 0;font-size:13px;cursor:pointer}
-.err{color:#c0392b;font-weight:600}.meta{font-size:12px;color:#68707d}
+.err{color:#c0392b;font-weight:600}.warn{background:#fff8e1;border:1px solid #f3d27a;border-radius:6px;padding:6px 10px}.meta{font-size:12px;color:#68707d}
 """
 
 JS = """
@@ -74,15 +74,52 @@ document.querySelectorAll('.card').forEach(function(card){
 """
 
 
-def _bars(probs: dict[str, float]) -> str:
+#: How a finding's role (:func:`verity.core.fusion.evidence_roles`) is worded next to its score.
+ROLE_WORDS = {"decisive": "decisive", "outweighed": "outweighed by the other evidence",
+              "minor": "little weight in the verdict", "abstained": "abstained"}
+
+
+def finding_tone(v: Verdict, f) -> str:
+    """``hot`` (red), ``cool`` (green), ``neutral`` or ``abstain``: red and green only for decisive
+    findings, so that the colours agree with the verdict; without roles (old documents) by score."""
+    if f.score is None:
+        return "abstain"
+    role = (v.roles.get(f.detector) or {}).get("role")
+    if role is None:
+        return "hot" if f.score >= 0.65 else "cool" if f.score <= 0.35 else "neutral"
+    if role != "decisive":
+        return "neutral"
+    return "cool" if v.verdict == "authentic" else "hot"
+
+
+def default_overlay(v: Verdict, detector: str) -> bool:
+    """Whether a heatmap is shown before anyone asks: only a decisive finding of a fake verdict."""
+    return v.verdict not in ("authentic", "inconclusive") and (v.roles.get(detector) or {}).get("role") == "decisive"
+
+
+def _bars(probs: dict[str, float], intervals: dict[str, dict] | None = None) -> str:
+    from verity.core.display import format_interval, format_probability
+
     out = []
     for c in CLASSES:
         p = probs.get(c, 0.0)
+        iv = (intervals or {}).get(c)
+        title = f' title="{_esc(format_interval(iv["low"], iv["high"], iv.get("level", 0.9)))} from calibration data"' \
+            if iv else ""
         out.append(
-            f'<div class="bar"><span class="lab">{_esc(c.replace("_", " "))}</span>'
+            f'<div class="bar"{title}><span class="lab">{_esc(c.replace("_", " "))}</span>'
             f'<span class="track"><span class="fill" style="display:block;width:{100 * p:.1f}%;'
-            f'background:{VERDICT_COLOURS[c]}"></span></span><span class="val">{100 * p:.1f}%</span></div>'
+            f'background:{VERDICT_COLOURS[c]}"></span></span><span class="val">{_esc(format_probability(p))}</span></div>'
         )
+    top = max(CLASSES, key=lambda c: probs.get(c, 0.0))
+    iv = (intervals or {}).get(top)
+    if iv:
+        out.append(f'<p class="meta">{_esc(top.replace("_", " "))} {_esc(format_probability(probs.get(top, 0.0)))}: '
+                   f'{_esc(format_interval(iv["low"], iv["high"], iv.get("level", 0.9)))} (the share that really was '
+                   f'{_esc(top.replace("_", " "))} among {iv.get("examples", 0)} calibration examples, '
+                   f'{iv.get("images", 0):g} images, with a probability in {round(100 * iv["bin"][0])}-'
+                   f'{round(100 * iv["bin"][1])}%)</p>' if iv.get("bin") else
+                   f'<p class="meta">{_esc(format_interval(iv["low"], iv["high"], iv.get("level", 0.9)))}</p>')
     return "".join(out)
 
 
@@ -101,9 +138,12 @@ def _item_html(i: int, item: ReportItem, max_side: int) -> str:
         if f.heatmap is None:
             continue
         uri = _data_uri(heatmap_png(f.heatmap, (s.height, s.width), s.orientation, max_side), "image/png")
-        overlays.append(f'<img class="ov" data-name="{_esc(f.detector)}" src="{uri}" alt="{_esc(f.detector)} heatmap">')
+        on = default_overlay(v, f.detector)  # only a decisive finding that points the verdict's way
+        shown = ' style="display:block"' if on else ""
+        overlays.append(f'<img class="ov" data-name="{_esc(f.detector)}" src="{uri}" alt="{_esc(f.detector)} heatmap"'
+                        f'{shown}>')
         toggles.append(
-            f'<label><input type="checkbox" data-ov="{_esc(f.detector)}"> {_esc(f.detector)}'
+            f'<label><input type="checkbox" data-ov="{_esc(f.detector)}"{" checked" if on else ""}> {_esc(f.detector)}'
             f'{"" if f.score is None else f" ({f.score:.2f})"}</label>'
         )
     # faces are in display coordinates of the full-size oriented image
@@ -119,8 +159,12 @@ def _item_html(i: int, item: ReportItem, max_side: int) -> str:
         )
     groups: dict[str, list[str]] = {}
     for f in sorted(v.findings, key=lambda f: -1 if f.score is None else -abs(f.score - 0.5)):
-        cls = "abs" if f.score is None else ("hot" if f.score >= 0.65 else "cool" if f.score <= 0.35 else "")
+        cls = {"hot": "hot", "cool": "cool", "abstain": "abs"}.get(finding_tone(v, f), "")
         score = "abstained" if f.score is None else f"{f.score:.2f}"
+        role = (v.roles.get(f.detector) or {}).get("role")
+        if role in ("outweighed", "minor"):
+            score += " (not enough for a verdict)" if role == "outweighed" and v.verdict == "inconclusive" \
+                else f" ({ROLE_WORDS[role]})"
         ev = "<br>".join(_esc(e) for e in f.evidence[:6]) or "&nbsp;"
         groups.setdefault(f.kind, []).append(f'<div class="f {cls}"><b>{_esc(f.detector)}</b> {score}<br>{ev}</div>')
     side = "".join(f'<div class="kind">{_esc(kd)}</div>' + "".join(items) for kd, items in groups.items())
@@ -137,13 +181,13 @@ def _item_html(i: int, item: ReportItem, max_side: int) -> str:
   <p><span class="verdict" style="background:{colour}">{_esc(v.verdict.replace("_", " "))}</span>
      <span class="meta">{_esc(im.get("format"))} {im.get("width")}x{im.get("height")}, {im.get("bytes")} bytes,
      sha256 {_esc(str(im.get("sha256", ""))[:16])}&hellip;</span></p>
-  <p>{_esc(v.explanation)}</p>
+  <p>{_esc(v.explanation)}</p>{"".join(f'<p class="warn">{_esc(w)}</p>' for w in v.warnings)}
   <div class="row">
     <div class="imgcol">
       <div class="toggles">{"".join(toggles)} {slider}</div>
       <div class="stage"><img src="{img}" alt="analysed image">{"".join(overlays)}{"".join(faces)}</div>
     </div>
-    <div class="side">{_bars(v.probabilities)}{side}</div>
+    <div class="side">{_bars(v.probabilities, v.intervals)}{side}</div>
   </div>
 </section>"""
 

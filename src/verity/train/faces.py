@@ -124,7 +124,7 @@ def build_cache(items: list[dict], cache: Path) -> dict:
             missed += 1
             continue
         img = np.ascontiguousarray(s.display_pixels())
-        dets = detect_faces(img)
+        dets = detect_faces(img, min_score=0.9)  # the threshold the shipped face weights were trained with
         if not dets:
             missed += 1
             continue

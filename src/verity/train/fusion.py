@@ -883,6 +883,107 @@ def example_metrics(model, examples: list[Example], scores: dict[str, dict], roo
     return out
 
 
+#: Bin edges of the reliability table (probability of one class).
+RELIABILITY_EDGES: tuple[float, ...] = (0.0, 0.02, 0.1, 0.3, 0.5, 0.7, 0.9, 0.98, 1.0)
+
+
+def beta_interval(k: float, n: float, level: float = 0.9) -> tuple[float, float]:
+    """Jeffreys interval (Beta(k + 1/2, n - k + 1/2) quantiles) of a frequency ``k / n``; counts may
+    be fractional (views of one image share one count). The bounds at k = 0 and k = n are 0 and 1."""
+    from scipy.stats import beta
+
+    a = (1.0 - level) / 2.0
+    lo = 0.0 if k <= 0 else float(beta.ppf(a, k + 0.5, n - k + 0.5))
+    hi = 1.0 if k >= n else float(beta.ppf(1.0 - a, k + 0.5, n - k + 0.5))
+    return lo, hi
+
+
+def reliability_table(P: np.ndarray, labels: list[str], images: list[str], level: float = 0.9,
+                      edges: Sequence[float] = RELIABILITY_EDGES, min_images: float = 5.0) -> dict[str, list[dict]]:
+    """Per class, reliability bins of its predicted probability: how often examples whose probability
+    fell in a bin really were of that class, with a ``level`` interval on that frequency.
+
+    Every image counts once: its views (JPEG 75, half size...) share a weight of 1, because they are
+    not independent evidence. Bins backed by fewer than ``min_images`` images are merged into their
+    neighbour (left to right, the last into the one before), so every interval rests on at least that
+    many images.
+
+    Parameters
+    ----------
+    P : ndarray, shape (N, 4)
+        Fused probabilities in :data:`~verity.core.types.CLASSES` order.
+    labels : list of str
+        True class of each example.
+    images : list of str
+        Which image each example is a view of.
+
+    Returns
+    -------
+    dict
+        class -> list of ``{"lo", "hi", "examples", "images", "positives", "observed", "low", "high"}``
+        (``lo <= p < hi``, the last bin includes 1; ``images``/``positives`` are image-weighted counts).
+    """
+    import numpy as np
+
+    from verity.core.types import CLASSES
+
+    per_image = Counter(images)
+    w = np.array([1.0 / per_image[i] for i in images])
+    lab = np.asarray(labels)
+    out: dict[str, list[dict]] = {}
+    for c in FIT_CLASSES:
+        p = P[:, CLASSES.index(c)]
+        pos = (lab == c).astype(float)
+        bins = []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            m = (p >= lo) & ((p < hi) | (hi >= 1.0))
+            bins.append([lo, hi, int(m.sum()), float(w[m].sum()), float((w * pos)[m].sum())])
+        merged: list[list] = []
+        for b in bins:
+            if merged and merged[-1][3] < min_images:
+                last = merged[-1]
+                merged[-1] = [last[0], b[1], last[2] + b[2], last[3] + b[3], last[4] + b[4]]
+            else:
+                merged.append(b)
+        while len(merged) > 1 and merged[-1][3] < min_images:
+            b = merged.pop()
+            last = merged[-1]
+            merged[-1] = [last[0], b[1], last[2] + b[2], last[3] + b[3], last[4] + b[4]]
+        rows = []
+        for lo, hi, n_ex, n_img, k in merged:
+            if n_ex == 0:
+                continue
+            low, high = beta_interval(k, n_img, level)
+            rows.append({"lo": lo, "hi": hi, "examples": n_ex, "images": round(n_img, 2), "positives": round(k, 2),
+                         "observed": round(k / n_img, 4), "low": round(low, 4), "high": round(high, 4)})
+        out[c] = rows
+    return out
+
+
+def reliability_section(model, examples: list[Example], scores: dict[str, dict], root: str = "",
+                        level: float = 0.9, min_images: float = 5.0) -> dict[str, Any]:
+    """The ``reliability`` entry of a fusion file: :func:`reliability_table` of ``model`` on the
+    calibration side's ``examples`` (their cached detector scores), with what backs it."""
+    import numpy as np
+
+    from verity.core.types import CLASSES
+
+    exs = [e for e in examples if e.key(root) in scores]
+    P = np.array([[p[c] for c in CLASSES] for p in (model.probabilities(_findings(scores[e.key(root)])) for e in exs)])
+    imgs = [f"{e.item.label}|{e.item.path}|{e.item.seed}" for e in exs]
+    return {
+        "level": level,
+        "method": "per class, reliability bins of the fused probability on the calibration side (every view; "
+                  "the views of one image share a weight of 1); Jeffreys interval on the observed share of "
+                  f"that class in the bin; bins with fewer than {min_images:g} images merged",
+        "data": f"calibration side: {len(exs)} examples of {len(set(imgs))} images "
+                f"({', '.join(f'{k} {v}' for k, v in sorted(Counter(e.label for e in exs).items()))} examples)",
+        "caveat": "the examples are metadata-free re-encoded copies, so the interval speaks for the pixel "
+                  "detectors; no face-manipulated examples exist, so that class has no interval",
+        "classes": reliability_table(P, [e.label for e in exs], imgs, level, min_images=min_images),
+    }
+
+
 # --------------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------------
@@ -1024,6 +1125,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--include-detector-training", action="store_true",
                    help="do not remove the files the shipped learned detectors were trained on from the "
                    "held-out side (default: removed, so the held-out figures are clean)")
+    p.add_argument("--reliability-only", action="store_true",
+                   help="do not refit: score only the calibration side (with --cache) and write the reliability "
+                   "bins of the fusion already in --out into that file, leaving its weights and thresholds as they are")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
@@ -1073,6 +1177,8 @@ def main(args: argparse.Namespace) -> int:
     cache = ScoreCache(args.cache)
     force = tuple(d.strip() for d in (args.rescore or "").split(",") if d.strip())
     stale = cache.sync(det_names, force)
+    if args.reliability_only:
+        return _reliability_only(args, examples, det_names, cache, root)
     scores, failed, secs = score_examples(examples, det_names, cache, root, False if args.quiet else None)
     examples = [e for e in examples if e.key(root) in scores and all(d in scores[e.key(root)] for d in det_names)]
     side = {s: [e for e in examples if e.side == s] for s in ("train", "calib", "test")}
@@ -1090,6 +1196,7 @@ def main(args: argparse.Namespace) -> int:
             "hand_set": example_metrics(FusionModel(), side["test"], scores, root)}
     train_metrics = held_out_metrics(model, [scores[e.key(root)] for e in side["train"]],
                                      [e.label for e in side["train"]])
+    reliability = reliability_section(model, side["calib"], scores, root) if side["calib"] else None
     doc = {
         "bias": model.bias,
         "weights": model.weights,
@@ -1097,6 +1204,7 @@ def main(args: argparse.Namespace) -> int:
         "inconclusive_below": model.inconclusive_below,
         "thresholds": model.thresholds,
         "centers": model.centers,
+        **({"reliability": reliability} if reliability else {}),
         "provenance": {
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "tool": f"verity {__version__} train fusion",
@@ -1151,4 +1259,45 @@ def main(args: argparse.Namespace) -> int:
     if failed:
         print(f"{len(failed)} examples could not be made (unreadable files)")
     print(f"wrote {out} in {time.perf_counter() - t_start:.0f} s")
+    return EXIT_OK
+
+
+def _reliability_only(args: argparse.Namespace, examples: list[Example], det_names: list[str], cache: ScoreCache,
+                      root: str) -> int:
+    """``--reliability-only``: add the reliability bins of the fusion in ``--out`` to that file."""
+    from verity.exit_codes import EXIT_MISSING, EXIT_OK, EXIT_USAGE
+    from verity.core.fusion import FusionModel
+
+    out = Path(args.out)
+    try:
+        doc = json.loads(out.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        sys.stderr.write(f"verity train fusion: --reliability-only needs a fusion file in --out: {e}\n")
+        return EXIT_USAGE
+    prov = doc.get("provenance") or {}
+    shipped = prov.get("detector_fingerprints") or {}
+    changed = [d for d in det_names if d in shipped and shipped[d] != cache.fps.get(d)]
+    if changed:
+        sys.stderr.write("verity train fusion: these detectors changed since the fusion was fitted, so its "
+                         f"calibration data would be scored differently: {', '.join(changed)}; refit instead\n")
+        return EXIT_USAGE
+    calib = [e for e in examples if e.side == "calib"]
+    if not calib:
+        sys.stderr.write("verity train fusion: the split has no calibration side\n")
+        return EXIT_MISSING
+    scores, failed, secs = score_examples(calib, det_names, cache, root, False if args.quiet else None)
+    model = FusionModel.load(out)
+    section = reliability_section(model, calib, scores, root)
+    section["command"] = ("verity train fusion " + " ".join(sys.argv[3:])) if sys.argv[1:3] == ["train", "fusion"] else ""
+    section["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    new = {}
+    for k, v in doc.items():  # keep the file's order: reliability goes before the provenance
+        if k == "provenance":
+            new["reliability"] = section
+        if k != "reliability":
+            new[k] = v
+    new.setdefault("reliability", section)
+    out.write_text(json.dumps(new, indent=2) + "\n", encoding="utf-8")
+    FusionModel.load(out)
+    print(f"wrote the reliability bins of {out} ({section['data']}; scoring {secs:.0f} s, {len(failed)} failed)")
     return EXIT_OK

@@ -44,7 +44,28 @@
     return n;
   }
   function clear(n) { while (n.firstChild) n.removeChild(n.firstChild); }
-  function pct(p) { return (100 * p).toFixed(p >= 0.995 || p < 0.005 ? 0 : 1) + "%"; }
+  // the same rules as verity.core.display (a test compares them): never 0 % or 100 %
+  function percentNumber(p) {
+    p = Number(p);
+    if (!isFinite(p)) return "?";
+    if (p < 0.01) return "<1";
+    if (p > 0.99) return ">99";
+    return String(Math.min(99, Math.max(1, Math.floor(100 * p + 0.5))));
+  }
+  function pct(p) { return percentNumber(p) + "%"; }
+  function intervalText(iv) {
+    if (!iv || iv.low == null || iv.high == null) return "";
+    var lo = percentNumber(iv.low), hi = percentNumber(iv.high), span;
+    if (lo === hi) span = lo + "%";
+    else if ("<>".indexOf(lo[0]) >= 0 || "<>".indexOf(hi[0]) >= 0) span = lo + "% to " + hi + "%";
+    else span = lo + "-" + hi + "%";
+    return Math.round(100 * (iv.level || 0.9)) + "% interval " + span;
+  }
+  function classProbText(name, p, iv) {
+    var t = label(name) + " " + pct(p), i = intervalText(iv);
+    return i ? t + " (" + i + ")" : t;
+  }
+  window.verityFormat = { pct: pct, intervalText: intervalText, classProbText: classProbText };
   function humanBytes(b) {
     if (b == null) return "";
     if (b < 1024) return b + " B";
@@ -63,6 +84,31 @@
   }
   function scoreWords(s) {
     return { hot: "suspicious", cool: "looks authentic", neutral: "no strong opinion", abstain: "abstained" }[scoreClass(s)];
+  }
+  // what a finding did to the verdict (finding.role, verity.core.fusion.evidence_roles); red and green
+  // only for decisive findings, so that the colours agree with the verdict
+  function findingTone(f, doc) {
+    if (f.score === null || f.score === undefined) return "abstain";
+    if (!f.role) return scoreClass(f.score); // a document from before roles existed
+    if (f.role !== "decisive") return f.role === "outweighed" ? "neutral" : "minor";
+    return doc.verdict === "authentic" ? "cool" : "hot";
+  }
+  function findingWords(f, doc) {
+    var tone = findingTone(f, doc);
+    if (tone === "abstain") return "abstained";
+    if (!f.role) return scoreWords(f.score);
+    if (f.role === "decisive") return tone === "cool" ? "looks authentic" : "suspicious";
+    if (f.role === "outweighed") {
+      return (scoreClass(f.score) === "cool" ? "looks authentic" : "suspicious") +
+        (doc.verdict === "inconclusive" ? ", not enough for a verdict" : ", outweighed");
+    }
+    return "little weight in the verdict";
+  }
+  function defaultOverlay(f, doc) {
+    // shown before anyone asks only when the finding drives a fake verdict
+    if (doc.verdict === "authentic" || doc.verdict === "inconclusive") return false;
+    if (f.role) return f.role === "decisive";
+    return f.score !== null && f.score >= 0.65; // older documents
   }
   function label(s) { return String(s).replace(/_/g, " "); }
   function topProb(probs) {
@@ -107,6 +153,8 @@
     $("choose").disabled = true;
     var prog = $("progress"), bar = $("bar"), stage = $("stage-text"), pctEl = $("pct");
     prog.hidden = false;
+    markStale(true);
+    keepProgressInView(true);
     bar.max = 100; bar.value = 0;
     stage.textContent = "Uploading " + file.name + "\u2026";
     pctEl.textContent = "";
@@ -133,7 +181,8 @@
     xhr.upload.onload = function () {
       bar.removeAttribute("value"); // indeterminate while the server analyses
       started = Date.now();
-      stage.textContent = "Analysing\u2026";
+      stage.textContent = "Analysing " + file.name + "\u2026";
+      pctEl.textContent = "0 s";
       setStatus("Upload complete; analysing " + file.name);
       timer = setInterval(function () {
         pctEl.textContent = Math.round((Date.now() - started) / 1000) + " s";
@@ -144,6 +193,8 @@
       state.busy = false;
       $("choose").disabled = false;
       prog.hidden = true;
+      keepProgressInView(false);
+      markStale(false);
       $("file").value = "";
     }
     xhr.onload = function () {
@@ -165,6 +216,34 @@
     xhr.send(form);
   }
 
+  // While a new analysis runs the previous result must not pass for the new one: it is dimmed,
+  // marked as the previous image's, and its heatmaps and face boxes are hidden.
+  function markStale(on) {
+    var res = $("result");
+    res.classList.toggle("stale", on);
+    res.setAttribute("aria-busy", on ? "true" : "false");
+    $("stale-note").hidden = !on || res.hidden;
+    if (on) res.setAttribute("inert", ""); else res.removeAttribute("inert");
+  }
+
+  // The progress bar floats at the top of the window while the upload card is scrolled away.
+  var progressObserver = null;
+  function keepProgressInView(on) {
+    var prog = $("progress");
+    if (progressObserver) { progressObserver.disconnect(); progressObserver = null; }
+    prog.classList.remove("floating");
+    if (!on) return;
+    var update = function (visible) { prog.classList.toggle("floating", !visible); };
+    if ("IntersectionObserver" in window) {
+      progressObserver = new IntersectionObserver(function (entries) {
+        update(entries[entries.length - 1].isIntersecting);
+      });
+      progressObserver.observe($("drop"));
+    }
+    var r = $("drop").getBoundingClientRect();
+    update(r.bottom > 0 && r.top < window.innerHeight);
+  }
+
   // -- rendering ----------------------------------------------------------------------------------
   function render(doc) {
     state.current = doc;
@@ -173,9 +252,12 @@
     var badge = $("verdict-badge");
     badge.textContent = CLASS_NAMES[v] || v;
     badge.className = "badge v-" + v;
+    var probs = doc.probabilities || {};
+    var best = CLASSES.reduce(function (a, c) { return (probs[c] || 0) > (probs[a] || 0) ? c : a; }, CLASSES[0]);
     $("verdict-words").textContent = doc.decided_by === "provenance"
       ? VERDICT_WORDS[v] + " Decided by provenance: signed Content Credentials declare it (not a statistical estimate)."
-      : VERDICT_WORDS[v] + " Most likely class at " + pct(topProb(doc.probabilities)) + ".";
+      : VERDICT_WORDS[v] + " Most likely: " +
+        classProbText(CLASS_NAMES[best].toLowerCase(), probs[best] || 0, (doc.intervals || {})[best]) + ".";
     $("explanation").textContent = doc.explanation || "";
     $("json-link").href = doc.urls.self;
     $("report-link").href = doc.urls.report;
@@ -185,27 +267,32 @@
       doc.filename || "upload", im.format, im.width + "\u00d7" + im.height + " px", humanBytes(im.bytes),
       "SHA-256 " + (im.sha256 || ""), "analysed " + when(doc.created_at)
     ].join(" \u00b7 ");
-    renderBars(doc.probabilities || {});
+    var warn = $("warnings"); clear(warn);
+    (doc.warnings || []).forEach(function (w) { warn.appendChild(el("p", { class: "warning", role: "note", text: w })); });
+    warn.hidden = !(doc.warnings || []).length;
+    renderBars(doc.probabilities || {}, doc.intervals || {});
     renderViewer(doc);
     renderFindings(doc);
     renderMetadata(doc);
     renderCredentials(doc);
   }
 
-  function renderBars(probs) {
+  function renderBars(probs, intervals) {
     var box = $("bars"); clear(box);
     CLASSES.forEach(function (c) {
-      var p = probs[c] || 0;
+      var p = probs[c] || 0, iv = (intervals || {})[c];
       var fill = el("span", { class: "bar-fill c-" + c });
       fill.style.width = (100 * p).toFixed(2) + "%"; // CSSOM, allowed by the style-src 'self' policy
       box.appendChild(el("div", { class: "bar" }, [
         el("span", { class: "bar-label", text: CLASS_NAMES[c] }),
         el("span", { class: "bar-track", role: "meter", "aria-label": CLASS_NAMES[c] + " probability",
                      "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": (100 * p).toFixed(1),
-                     "aria-valuetext": pct(p) }, [
+                     "aria-valuetext": pct(p) + (iv ? ", " + intervalText(iv) : "") }, [
           fill
         ]),
-        el("span", { class: "bar-value", text: pct(p) })
+        el("span", { class: "bar-value", text: pct(p),
+                     title: iv ? intervalText(iv) + ": among " + iv.examples + " calibration examples (" + iv.images +
+                                 " images) with a probability in the same band, the share that really was this class" : null })
       ]));
     });
   }
@@ -227,13 +314,13 @@
     withMaps.forEach(function (f, i) {
       var ov = el("img", { class: "overlay", src: doc.urls.heatmaps[f.detector], alt: "", "data-detector": f.detector });
       ov.style.opacity = opacity;
-      var on = i === 0 && f.score !== null && f.score >= 0.65; // strongest suspicious map shown first
+      var on = defaultOverlay(f, doc); // only maps of findings that drive the verdict start switched on
       ov.hidden = !on;
       stage.appendChild(ov);
       var id = "ov-" + i;
       var cb = el("input", { type: "checkbox", id: id, "data-detector": f.detector, checked: on });
       cb.addEventListener("change", function () { ov.hidden = !cb.checked; });
-      toggles.appendChild(el("label", { class: "chip " + scoreClass(f.score), for: id }, [
+      toggles.appendChild(el("label", { class: "chip " + findingTone(f, doc), for: id }, [
         cb, label(f.detector) + (f.score === null ? "" : " " + f.score.toFixed(2))
       ]));
     });
@@ -246,9 +333,15 @@
     // faces: boxes are in pixels of the full-size displayed image
     var size = displaySize(doc.image || {});
     var faces = $("faces"); clear(faces);
+    // a suspicious face on another verdict is worded like the finding that scored it
+    var faceFinding = (doc.findings || []).filter(function (f) { return f.kind === "faces" && f.score !== null; })[0];
+    var faceWords = faceFinding && faceFinding.role === "minor" ? "suspicious, little weight in the verdict"
+      : doc.verdict === "inconclusive" ? "suspicious, not enough for a verdict" : "suspicious, outweighed";
     (doc.faces || []).forEach(function (face, n) {
       var b = face.box, s = face.manipulation_score;
-      var cls = "face-box " + scoreClass(s);
+      // red only when the face drives a face_manipulated verdict (the colours agree with the verdict)
+      var tone = scoreClass(s) === "hot" && doc.verdict !== "face_manipulated" ? "neutral" : scoreClass(s);
+      var cls = "face-box " + tone;
       var box = el("div", { class: cls, "data-face": String(n) }, [
         el("span", { class: "face-tag", text: "Face " + (n + 1) + (s === null ? "" : " \u00b7 " + s.toFixed(2)) })
       ]);
@@ -259,11 +352,11 @@
       box.hidden = !$("show-faces").checked;
       stage.appendChild(box);
       var crop = doc.urls.faces[n];
-      faces.appendChild(el("figure", { class: "face-card " + scoreClass(s) }, [
+      faces.appendChild(el("figure", { class: "face-card " + tone }, [
         el("img", { src: crop, alt: "Face " + (n + 1) }),
         el("figcaption", {}, [
           el("strong", { text: "Face " + (n + 1) }),
-          el("span", { text: s === null ? "manipulation: not scored" : "manipulation " + s.toFixed(2) + " (" + scoreWords(s) + ")" }),
+          el("span", { text: s === null ? "manipulation: not scored" : "manipulation " + s.toFixed(2) + " (" + (tone === "neutral" && scoreClass(s) === "hot" ? faceWords : scoreWords(s)) + ")" }),
           el("span", { class: "muted", text: "detection " + (face.detection_score || 0).toFixed(2) })
         ].concat((face.evidence || []).slice(0, 2).map(function (e) { return el("span", { class: "small", text: e }); })))
       ]));
@@ -284,7 +377,7 @@
         var da = a.score === null ? -1 : Math.abs(a.score - 0.5), db = b.score === null ? -1 : Math.abs(b.score - 0.5);
         return db - da;
       });
-      var hot = items.filter(function (f) { return scoreClass(f.score) === "hot"; }).length;
+      var hot = items.filter(function (f) { return findingTone(f, doc) === "hot"; }).length;
       var active = items.filter(function (f) { return f.score !== null; });
       var abstained = items.filter(function (f) { return f.score === null; });
       var countText = hot ? hot + " suspicious" : active.length ? active.length + " with an opinion" : abstained.length + " abstained";
@@ -294,14 +387,14 @@
           el("span", { class: "count" + (hot ? " hot" : ""), text: countText })
         ])
       ]);
-      active.forEach(function (f) { det.appendChild(findingCard(f)); });
+      active.forEach(function (f) { det.appendChild(findingCard(f, doc)); });
       if (abstained.length) {
         // detectors with nothing to measure are listed compactly, their reasons one click away
         var sub = el("details", { class: "abstained-list", open: !active.length && abstained.length === 1 }, [
           el("summary", { text: abstained.length === 1 ? label(abstained[0].detector) + " abstained"
                                                        : abstained.length + " detectors abstained: " + abstained.map(function (f) { return label(f.detector); }).join(", ") })
         ]);
-        abstained.forEach(function (f) { sub.appendChild(findingCard(f)); });
+        abstained.forEach(function (f) { sub.appendChild(findingCard(f, doc)); });
         det.appendChild(sub);
       }
       box.appendChild(det);
@@ -312,11 +405,11 @@
     }
   }
 
-  function findingCard(f) {
-    var c = scoreClass(f.score);
+  function findingCard(f, doc) {
+    var c = findingTone(f, doc);
     var head = el("div", { class: "finding-head" }, [
       el("span", { class: "detector", text: label(f.detector) }),
-      el("span", { class: "score " + c, text: f.score === null ? "abstained" : f.score.toFixed(2) + " \u00b7 " + scoreWords(f.score) })
+      el("span", { class: "score " + c, text: f.score === null ? "abstained" : f.score.toFixed(2) + " \u00b7 " + findingWords(f, doc) })
     ]);
     var gauge = null;
     if (f.score !== null) {
@@ -357,12 +450,12 @@
     return dl;
   }
 
-  function panel(container, findings, emptyText) {
+  function panel(container, findings, emptyText, doc) {
     clear(container);
     if (!findings.length) { container.appendChild(el("p", { class: "muted", text: emptyText })); return; }
     findings.forEach(function (f) {
       var sec = el("div", { class: "panel-block" }, [
-        el("h3", {}, [label(f.detector) + " ", el("span", { class: "score " + scoreClass(f.score), text: f.score === null ? "abstained" : f.score.toFixed(2) })])
+        el("h3", {}, [label(f.detector) + " ", el("span", { class: "score " + findingTone(f, doc), text: f.score === null ? "abstained" : f.score.toFixed(2) })])
       ]);
       (f.evidence || []).slice(0, 4).forEach(function (e) { sec.appendChild(el("p", { class: "small", text: e })); });
       if (f.details && Object.keys(f.details).length) sec.appendChild(kvTree(f.details, 0));
@@ -379,13 +472,13 @@
       file_size: humanBytes(im.bytes), sha256: im.sha256
     };
     panel(box, (doc.findings || []).filter(function (f) { return f.kind === "metadata"; }),
-          "No metadata detector ran on this image.");
+          "No metadata detector ran on this image.", doc);
     box.insertBefore(el("div", { class: "panel-block" }, [el("h3", { text: "File" }), kvTree(imageFacts, 0)]), box.firstChild);
   }
 
   function renderCredentials(doc) {
     panel($("credentials"), (doc.findings || []).filter(function (f) { return f.kind === "provenance"; }),
-          "No Content Credentials (C2PA) check ran on this image.");
+          "No Content Credentials (C2PA) check ran on this image.", doc);
   }
 
   // -- history ------------------------------------------------------------------------------------
