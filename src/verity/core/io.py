@@ -11,13 +11,13 @@ import io
 import os
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from verity.core.errors import InputError
+from verity.core.errors import ConfigError, InputError
 from verity.core.types import Sample
 
 #: Containers verity reads, by the name Pillow uses.
@@ -26,9 +26,50 @@ SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 
 
+#: Environment variables that override the built-in default limits (flags override them in turn).
+ENV_MAX_MB, ENV_MAX_MP, ENV_MAX_FRAMES = "VERITY_MAX_MB", "VERITY_MAX_MP", "VERITY_MAX_FRAMES"
+
+
+def env_number(name: str, default: float, *, integer: bool = False) -> float:
+    """A positive number from the environment variable ``name``, else ``default``.
+
+    Raises
+    ------
+    ConfigError
+        When the variable is set to something that is not a positive number.
+    """
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        v = float(raw)
+    except ValueError:
+        v = float("nan")
+    if not (v > 0 and v != float("inf")) or (integer and v != int(v)):
+        kind = "a positive whole number" if integer else "a positive number"
+        raise ConfigError(f"${name}={raw!r} is not {kind}")
+    return int(v) if integer else v
+
+
+def _env_bytes() -> int:
+    return int(env_number(ENV_MAX_MB, 100.0) * 1024 * 1024)
+
+
+def _env_pixels() -> int:
+    return int(env_number(ENV_MAX_MP, 100.0) * 1e6)
+
+
+def _env_frames() -> int:
+    return int(env_number(ENV_MAX_FRAMES, 10_000, integer=True))
+
+
 @dataclass(frozen=True)
 class Limits:
     """Limits applied before decoding.
+
+    Each default can be changed with an environment variable (``VERITY_MAX_MB``, ``VERITY_MAX_MP``,
+    ``VERITY_MAX_FRAMES``), read when a ``Limits()`` is made; explicit arguments (the CLI flags)
+    override them.
 
     Attributes
     ----------
@@ -36,16 +77,29 @@ class Limits:
         Largest file accepted (default 100 MB).
     max_pixels : int
         Largest width x height accepted (default 100 megapixels), against decompression bombs.
+    max_frames : int
+        Most frames (animated GIF/WebP, multi-page TIFF) accepted (default 10,000). Frames are
+        counted with a bounded scan, so a file with millions of frames is refused quickly.
     max_metadata_bytes : int
         Largest single metadata block kept (text chunk, XMP, EXIF); larger ones are dropped with a note.
     """
 
-    max_bytes: int = 100 * 1024 * 1024
-    max_pixels: int = 100_000_000
+    max_bytes: int = field(default_factory=_env_bytes)
+    max_pixels: int = field(default_factory=_env_pixels)
+    max_frames: int = field(default_factory=_env_frames)
     max_metadata_bytes: int = 8 * 1024 * 1024
 
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "max_pixels", "max_frames", "max_metadata_bytes"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"limit {name} must be positive, got {getattr(self, name)!r}")
 
-DEFAULT_LIMITS = Limits()
+
+#: The built-in defaults (environment variables not applied).
+DEFAULT_LIMITS = Limits(max_bytes=100 * 1024 * 1024, max_pixels=100_000_000, max_frames=10_000)
+
+#: Video containers, recognised only to refuse them with a clear line until video support lands.
+_VIDEO_BRANDS_STILL = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"mif1", b"msf1", b"avif", b"avis")
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -71,8 +125,40 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def read_bytes(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> bytes:
+def sniff_other(data: bytes) -> str | None:
+    """Name a container verity recognises but does not analyse (video, HEIF/AVIF), else ``None``.
+
+    Parameters
+    ----------
+    data : bytes
+        At least the first 16 bytes of a file.
+    """
+    if data[4:8] == b"ftyp":
+        brand = data[8:12]
+        if brand in _VIDEO_BRANDS_STILL:
+            return "HEIF/AVIF image"
+        return "QuickTime/MOV video" if brand == b"qt  " else "MP4 video"
+    if data[:4] == b"\x1a\x45\xdf\xa3":
+        return "Matroska/WebM video"
+    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+        return "AVI video"
+    if data[:3] == b"FLV":
+        return "FLV video"
+    if data[:4] == b"\x30\x26\xb2\x75":
+        return "ASF/WMV video"
+    if data[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"):
+        return "MPEG video"
+    if len(data) >= 377 and data[0] == 0x47 and data[188] == 0x47 and data[376] == 0x47:
+        return "MPEG-TS video"
+    if data[4:8] in (b"moov", b"mdat", b"wide", b"free"):
+        return "QuickTime/MOV video"
+    return None
+
+
+def read_bytes(path: str | os.PathLike, limits: Limits | None = None) -> bytes:
     """Read a file, refusing anything larger than ``limits.max_bytes`` without reading it all."""
+    if limits is None:
+        limits = Limits()
     p = Path(path)
     try:
         if p.is_dir():
@@ -101,7 +187,7 @@ def load_sample(
     source: str | os.PathLike | bytes,
     *,
     name: str | None = None,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: Limits | None = None,
 ) -> Sample:
     """Load an image file or bytes into a :class:`Sample`.
 
@@ -111,8 +197,9 @@ def load_sample(
         A file path, or the file's bytes (an upload).
     name : str, optional
         Name to report for bytes input.
-    limits : Limits
-        Size and pixel limits checked before decoding.
+    limits : Limits, optional
+        Size, pixel and frame limits checked before decoding; default ``Limits()`` (the built-in
+        defaults, or the ``VERITY_MAX_*`` environment variables).
 
     Returns
     -------
@@ -123,8 +210,11 @@ def load_sample(
     ------
     InputError
         With a one-line reason and a stable ``code``: ``empty``, ``too_large``, ``not_an_image``,
-        ``unsupported_format``, ``decompression_bomb``, ``truncated``, ``corrupt``.
+        ``unsupported_format`` (video, HEIF), ``decompression_bomb``, ``too_many_frames``,
+        ``truncated``, ``corrupt``.
     """
+    if limits is None:
+        limits = Limits()
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         path = name
@@ -136,8 +226,10 @@ def load_sample(
     return decode(data, path=path, limits=limits)
 
 
-def decode(data: bytes, *, path: str | None = None, limits: Limits = DEFAULT_LIMITS) -> Sample:
+def decode(data: bytes, *, path: str | None = None, limits: Limits | None = None) -> Sample:
     """Decode bytes into a :class:`Sample`; see :func:`load_sample`."""
+    if limits is None:
+        limits = Limits()
     try:
         return _decode(data, path=path, limits=limits)
     except InputError as e:
@@ -181,6 +273,14 @@ def _decode(data: bytes, *, path: str | None, limits: Limits) -> Sample:
         raise InputError("file is empty (0 bytes)", "empty")
     fmt = sniff_format(data[:16])
     if fmt is None:
+        other = sniff_other(data[:400])
+        if other:
+            what = "video is" if other.endswith("video") else f"{other.split(' ')[0]} images are"
+            raise InputError(
+                f"{what} not supported yet (this is a {other}; verity analyses JPEG, PNG, WebP, TIFF, BMP "
+                "and GIF images)",
+                "unsupported_format",
+            )
         raise InputError(
             "not a supported image (content is not JPEG, PNG, WebP, TIFF, BMP or GIF)", "not_an_image"
         )
@@ -200,7 +300,13 @@ def _decode(data: bytes, *, path: str | None, limits: Limits) -> Sample:
                     f"{limits.max_pixels / 1e6:.0f} MP limit (possible decompression bomb)",
                     "decompression_bomb",
                 )
-            frames = int(getattr(im, "n_frames", 1) or 1)
+            frames = count_frames(im, fmt, data, limits.max_frames)
+            if frames > limits.max_frames:
+                raise InputError(
+                    f"{fmt} has more than {limits.max_frames} frames, over the frame limit "
+                    "(--max-frames / $VERITY_MAX_FRAMES)",
+                    "too_many_frames",
+                )
             if frames > 1:
                 im.seek(0)
             quant = None
@@ -213,6 +319,7 @@ def _decode(data: bytes, *, path: str | None, limits: Limits) -> Sample:
             info = _safe_info(im, limits)  # after load: PNG text chunks behind the image data
             orientation = _orientation(im)
             pixels, alpha, depth = _to_rgb8(im)
+            depth = max(depth, _stored_bit_depth(im, fmt, data))
     except InputError:
         raise
     except Image.DecompressionBombError:
@@ -237,6 +344,91 @@ def _decode(data: bytes, *, path: str | None, limits: Limits) -> Sample:
         bit_depth=depth,
         frames=frames,
     )
+
+
+def count_frames(im: Any, fmt: str, data: bytes, limit: int) -> int:
+    """Number of frames, counting at most ``limit + 1`` (so the cost is bounded by the limit).
+
+    GIF and TIFF are counted by walking their blocks / IFD chain directly (Pillow's ``n_frames``
+    walks the whole file, which takes seconds for a GIF with a million tiny frames); other formats
+    use Pillow.
+    """
+    if fmt == "GIF":
+        return _gif_frames(data, limit + 1)
+    if fmt == "TIFF":
+        return _tiff_pages(data, limit + 1)
+    return int(getattr(im, "n_frames", 1) or 1)
+
+
+def _gif_frames(data: bytes, stop: int) -> int:
+    """Count GIF image descriptors, stopping at ``stop``; at least 1 (Pillow validates the rest)."""
+    n = len(data)
+    if n < 13:
+        return 1
+    pos = 13
+    flags = data[10]
+    if flags & 0x80:
+        pos += 3 * (2 << (flags & 7))
+    frames = 0
+
+    def skip_subblocks(p: int) -> int:
+        while p < n:
+            size = data[p]
+            p += 1 + size
+            if size == 0:
+                return p
+        return n
+
+    while pos < n and frames < stop:
+        b = data[pos]
+        if b == 0x2C:  # image descriptor
+            frames += 1
+            if pos + 10 > n:
+                break
+            lflags = data[pos + 9]
+            pos += 10
+            if lflags & 0x80:
+                pos += 3 * (2 << (lflags & 7))
+            pos = skip_subblocks(pos + 1)  # LZW minimum code size, then data sub-blocks
+        elif b == 0x21:  # extension
+            pos = skip_subblocks(pos + 2)
+        else:  # 0x3B trailer, or garbage: stop
+            break
+    return max(1, frames)
+
+
+def _tiff_pages(data: bytes, stop: int) -> int:
+    """Count the IFDs of a classic TIFF, stopping at ``stop`` or at a loop; at least 1."""
+    if len(data) < 8 or data[2:4] not in (b"*\x00", b"\x00*"):
+        return 1  # BigTIFF: leave to Pillow's single-page read
+    e = "<" if data[:2] == b"II" else ">"
+    (off,) = struct.unpack(e + "I", data[4:8])
+    seen: set[int] = set()
+    while off and off not in seen and len(seen) < stop and off + 2 <= len(data):
+        seen.add(off)
+        (count,) = struct.unpack(e + "H", data[off : off + 2])
+        nxt = off + 2 + 12 * count
+        if nxt + 4 > len(data):
+            break
+        (off,) = struct.unpack(e + "I", data[nxt : nxt + 4])
+    return max(1, len(seen))
+
+
+def _stored_bit_depth(im: Any, fmt: str, data: bytes) -> int:
+    """Bits per channel as stored in the container when it says more than 8 (16-bit RGB PNG/TIFF,
+    which Pillow reduces to 8-bit ``RGB`` on reading), else 8."""
+    try:
+        if fmt == "PNG" and data[12:16] == b"IHDR":
+            depth, colour = data[24], data[25]
+            return 8 if colour == 3 else int(depth)
+        if fmt == "TIFF":
+            bps = im.tag_v2.get(258)
+            if isinstance(bps, (tuple, list)):
+                bps = max(bps) if bps else 8
+            return int(bps) if bps and int(bps) > 8 else 8
+    except Exception:  # noqa: BLE001 - a depth is informational; never fail a load for it
+        pass
+    return 8
 
 
 def _safe_info(im: Any, limits: Limits) -> dict[str, Any]:
