@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import os
 import struct
+import sys
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,13 +243,52 @@ def decode(data: bytes, *, path: str | None = None, limits: Limits | None = None
             if n:
                 s = _decode(stripped, path=path, limits=limits)
                 s.data = data
-                s.info.setdefault("_dropped", []).append(f"{n} oversize PNG text chunk(s)")
+                s.info.setdefault("_dropped", []).append(f"{n} PNG text/ICC chunk(s) (one inflates past the limit)")
                 return s
         raise
 
 
+#: Ancillary (non-critical) PNG chunks handed to Pillow; more are dropped before decoding (Pillow
+#: reads each in Python: 100,000 of them cost seconds). Text chunks are read from the raw bytes anyway.
+MAX_PNG_ANCILLARY = 1000
+_PNG_KEEP = (b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"acTL", b"fcTL", b"fdAT")
+
+
+def prune_png_ancillary(data: bytes, keep: int = MAX_PNG_ANCILLARY) -> tuple[bytes, int]:
+    """Drop ancillary chunks after the first ``keep``; returns (bytes for the decoder, number dropped).
+
+    Critical and animation chunks are always kept. The walk stops at the first broken length and
+    leaves the rest of the file as it is (the decoder reports the damage).
+    """
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return data, 0
+    pos, n, seen, spans = 8, len(data), 0, []
+    while pos + 8 <= n:
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        ctype = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > n:
+            break
+        if ctype not in _PNG_KEEP:
+            seen += 1
+            if seen > keep:
+                spans.append((pos, end))
+        if ctype == b"IEND":
+            break
+        pos = end
+    if not spans:
+        return data, 0
+    out, last = [], 0
+    for a, b in spans:
+        out.append(data[last:a])
+        last = b
+    out.append(data[last:])
+    return b"".join(out), len(spans)
+
+
 def strip_png_text_chunks(data: bytes) -> tuple[bytes, int]:
-    """Remove tEXt/zTXt/iTXt chunks from a PNG; returns (new bytes, number removed)."""
+    """Remove tEXt/zTXt/iTXt and iCCP chunks from a PNG (Pillow refuses the whole file when one of
+    them inflates past its limit); returns (new bytes, number removed)."""
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         return data, 0
     out, pos, removed = [data[:8]], 8, 0
@@ -258,7 +299,7 @@ def strip_png_text_chunks(data: bytes) -> tuple[bytes, int]:
         if end > len(data):
             out.append(data[pos:])
             break
-        if ctype in (b"tEXt", b"zTXt", b"iTXt"):
+        if ctype in (b"tEXt", b"zTXt", b"iTXt", b"iCCP"):
             removed += 1
         else:
             out.append(data[pos:end])
@@ -266,31 +307,94 @@ def strip_png_text_chunks(data: bytes) -> tuple[bytes, int]:
     return b"".join(out), removed
 
 
+_FD2_LOCK = threading.Lock()
+
+
+class _NativeStderr:
+    """Context manager that diverts file descriptor 2 into a temporary file while a native decoder
+    runs (libtiff writes warnings such as "Using code not yet in table" straight to stderr, which
+    would break the CLI's one-line errors). ``first_line`` holds what it wrote, for the error message.
+
+    The redirection is process-wide, so it is serialised by a lock: TIFF decodes in parallel
+    threads wait for each other, and anything another thread writes to fd 2 meanwhile lands in the
+    temporary file (milliseconds).
+    """
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.first_line = ""
+        self._saved: int | None = None
+        self._tmp: Any = None
+
+    def __enter__(self) -> "_NativeStderr":
+        if not self.enabled:
+            return self
+        import tempfile
+
+        _FD2_LOCK.acquire()
+        try:
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            self._saved = os.dup(2)
+            self._tmp = tempfile.TemporaryFile()
+            os.dup2(self._tmp.fileno(), 2)
+        except OSError:  # no fd 2 (daemon) or no temp dir: leave stderr alone
+            if self._saved is not None:
+                os.close(self._saved)
+            self._saved = None
+            _FD2_LOCK.release()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._saved is None:
+            return
+        try:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            self._tmp.seek(0)
+            text = self._tmp.read(4096).decode("utf-8", "replace")
+            self._tmp.close()
+            self.first_line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")[:200]
+        finally:
+            self._saved = None
+            _FD2_LOCK.release()
+
+
 def _decode(data: bytes, *, path: str | None, limits: Limits) -> Sample:
     from PIL import Image, ImageFile
 
     if len(data) == 0:
         raise InputError("file is empty (0 bytes)", "empty")
+    if len(data) < 8 and (data == b"\x89PNG\r\n\x1a\n"[: len(data)] or data[:2] == b"\xff\xd8"):
+        raise InputError(f"file is truncated: only {len(data)} bytes, the start of an image signature", "truncated")
     fmt = sniff_format(data[:16])
     if fmt is None:
         other = sniff_other(data[:400])
         if other:
             what = "video is" if other.endswith("video") else f"{other.split(' ')[0]} images are"
+            article = "an" if other[0] in "AEIMO" else "a"
             raise InputError(
-                f"{what} not supported yet (this is a {other}; verity analyses JPEG, PNG, WebP, TIFF, BMP "
-                "and GIF images)",
+                f"{what} not supported yet (this is {article} {other}; verity analyses JPEG, PNG, WebP, "
+                "TIFF, BMP and GIF images)",
                 "unsupported_format",
             )
         raise InputError(
             "not a supported image (content is not JPEG, PNG, WebP, TIFF, BMP or GIF)", "not_an_image"
         )
+    if fmt == "PNG":
+        data_for_pillow, n_pruned = prune_png_ancillary(data)
+    else:
+        data_for_pillow, n_pruned = data, 0
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     # Pillow's own bomb check is replaced by ours (checked before decode, with our limit).
     Image.MAX_IMAGE_PIXELS = None
+    native = _NativeStderr(enabled=fmt == "TIFF")  # libtiff prints its complaints on fd 2
     try:
-        with warnings.catch_warnings():
+        with native, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            im = Image.open(io.BytesIO(data), formats=[fmt])
+            im = Image.open(io.BytesIO(data_for_pillow), formats=[fmt])
             w, h = im.size
             if w <= 0 or h <= 0:
                 raise InputError(f"image has invalid size {w}x{h}", "corrupt")
@@ -317,6 +421,10 @@ def _decode(data: bytes, *, path: str | None, limits: Limits) -> Sample:
             mode = im.mode
             im.load()
             info = _safe_info(im, limits)  # after load: PNG text chunks behind the image data
+            if n_pruned:
+                info.setdefault("_dropped", []).append(
+                    f"{n_pruned} ancillary PNG chunks beyond the first {MAX_PNG_ANCILLARY} (not passed to the decoder)"
+                )
             orientation = _orientation(im)
             pixels, alpha, depth = _to_rgb8(im)
             depth = max(depth, _stored_bit_depth(im, fmt, data))
@@ -328,6 +436,12 @@ def _decode(data: bytes, *, path: str | None, limits: Limits) -> Sample:
         raise InputError("image is too large to decode in memory", "too_large") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, ZeroDivisionError, struct.error) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if native.first_line:
+            msg = f"{msg}; libtiff: {native.first_line}"
+        if msg.startswith("cannot identify image file"):  # Pillow names the BytesIO object: say what it means
+            raise InputError(f"{fmt} file is corrupt or cut short (its header could not be parsed)", "corrupt") from None
+        if msg == "cannot load this image":
+            raise InputError(f"{fmt} file is corrupt or cut short (its image data could not be decoded)", "corrupt") from None
         if "truncated" in msg.lower() or isinstance(e, EOFError):
             raise InputError(f"{fmt} file is truncated ({msg})", "truncated") from None
         raise InputError(f"{fmt} file is corrupt or unsupported ({msg})", "corrupt") from None
@@ -423,9 +537,13 @@ def _stored_bit_depth(im: Any, fmt: str, data: bytes) -> int:
             return 8 if colour == 3 else int(depth)
         if fmt == "TIFF":
             bps = im.tag_v2.get(258)
-            if isinstance(bps, (tuple, list)):
-                bps = max(bps) if bps else 8
-            return int(bps) if bps and int(bps) > 8 else 8
+            spp = im.tag_v2.get(277, 1)
+            spp = int(spp[0] if isinstance(spp, (tuple, list)) else spp or 1)
+            vals = list(bps) if isinstance(bps, (tuple, list)) else [bps] if bps else []
+            vals = [int(v) for v in vals[: max(1, spp)]]  # a fuzzed file listed 11 values for 3 samples
+            if vals and len(set(vals)) == 1 and vals[0] in (12, 16, 32):
+                return vals[0]
+            return 8
     except Exception:  # noqa: BLE001 - a depth is informational; never fail a load for it
         pass
     return 8
@@ -516,18 +634,20 @@ def read_exif(sample: Sample) -> dict[int, Any]:
     if not raw and sample.format not in ("TIFF",):
         return {}
     try:
-        exif = Image.Exif()
-        if raw:
-            exif.load(raw)
-        else:
-            with Image.open(io.BytesIO(sample.data)) as im:
-                exif = im.getexif()
-        tags: dict[int, Any] = dict(exif)
-        for ifd in (0x8769, 0x8825):
-            try:
-                tags.update(exif.get_ifd(ifd))
-            except Exception:
-                pass
+        with warnings.catch_warnings():  # Pillow warns about each broken tag; broken tags are skipped
+            warnings.simplefilter("ignore")
+            exif = Image.Exif()
+            if raw:
+                exif.load(raw)
+            else:
+                with Image.open(io.BytesIO(sample.data)) as im:
+                    exif = im.getexif()
+            tags: dict[int, Any] = dict(exif)
+            for ifd in (0x8769, 0x8825):
+                try:
+                    tags.update(exif.get_ifd(ifd))
+                except Exception:
+                    pass
         return tags
     except Exception:
         return {}
