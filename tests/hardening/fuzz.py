@@ -338,9 +338,11 @@ def run_one(target: Callable[[bytes], None], data: bytes, timeout: float = PER_I
             signal.signal(signal.SIGALRM, old)
 
 
-def fuzz(target_name: str, *, seconds: float = 10.0, iterations: int | None = None, seed: int = 0,
+def fuzz(target_name: str, *, seconds: float | None = 10.0, iterations: int | None = None, seed: int = 0,
          findings_dir: str | Path | None = None, seed_corpus: list[bytes] | None = None) -> dict:
-    """The mutation driver: run the seeds, then mutated inputs until the time or iteration budget ends.
+    """The mutation driver: run the seeds, then mutated inputs until the time or the iteration budget
+    (whichever comes first; ``None`` = no bound) ends. With a fixed ``seed`` the sequence of inputs
+    is the same on every machine; a time bound only cuts it shorter on a slow one.
 
     Returns ``{"runs": n, "findings": [(sha1, first line of the error), ...], "seconds": s}``.
     """
@@ -368,7 +370,7 @@ def fuzz(target_name: str, *, seconds: float = 10.0, iterations: int | None = No
     while True:
         if iterations is not None and runs >= iterations:
             break
-        if iterations is None and time.perf_counter() - t0 > seconds:
+        if seconds is not None and time.perf_counter() - t0 > seconds:
             break
         data = next(inputs, None)
         if data is None:
@@ -421,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("target", choices=sorted(TARGETS))
     ap.add_argument("--atheris", action="store_true", help="coverage-guided with atheris (args after --)")
     ap.add_argument("--corpus", default="out/fuzz/corpus", help="atheris working corpus folder")
-    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--seconds", type=float, default=30.0, help="time budget (0 = none; then --iterations)")
     ap.add_argument("--iterations", type=int)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--findings", default="out/fuzz/findings")
@@ -429,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.atheris:
         run_atheris(args.target, extra, Path(args.corpus) / args.target)
         return 0
-    r = fuzz(args.target, seconds=args.seconds, iterations=args.iterations, seed=args.seed,
+    r = fuzz(args.target, seconds=args.seconds or None, iterations=args.iterations, seed=args.seed,
              findings_dir=args.findings)
     print(f"{args.target}: {r['runs']} runs in {r['seconds']} s, {len(r['findings'])} finding(s)")
     for key, sig in r["findings"]:
