@@ -65,7 +65,7 @@ def limits_from_args(args: argparse.Namespace):
 
     kw = {}
     if getattr(args, "max_mb", None) is not None:
-        kw["max_bytes"] = int(args.max_mb * 1024 * 1024)
+        kw["max_bytes"] = max(1, int(args.max_mb * 1024 * 1024))
     if getattr(args, "max_mp", None) is not None:
         kw["max_pixels"] = max(1, int(args.max_mp * 1e6))
     if getattr(args, "max_frames", None) is not None:
