@@ -129,6 +129,7 @@ class _Hang(BaseException):
 def run_in_process(path: Path, extra: list[str], timeout: float) -> tuple[int | None, str, str, float, float, float]:
     """The same through ``verity.cli.main.main`` in this process (peak RSS is the process's so far)."""
     from verity.cli.main import main
+    from verity.core.io import _NativeStderr
 
     def alarm(signum, frame):  # noqa: ARG001
         raise _Hang()
@@ -139,8 +140,9 @@ def run_in_process(path: Path, extra: list[str], timeout: float) -> tuple[int | 
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     signal.setitimer(signal.ITIMER_REAL, timeout)
+    native = _NativeStderr(enabled=True)  # what native code writes to fd 2 counts as stderr too
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with native, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 rc = int(main(["analyze", str(path), "--json", *extra]) or 0)
             except SystemExit as e:
@@ -156,6 +158,8 @@ def run_in_process(path: Path, extra: list[str], timeout: float) -> tuple[int | 
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     wall = time.perf_counter() - t0
+    if native.first_line:
+        err.write(native.first_line + "\n")
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     return rc, out.getvalue(), err.getvalue(), wall, cpu, r1.ru_maxrss / 1024

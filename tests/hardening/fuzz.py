@@ -3,8 +3,9 @@
 Targets (each a function of one ``bytes`` input that must return normally; any exception it lets out
 is a finding):
 
-``load``      :func:`verity.core.io.decode` returns a well-formed Sample or raises ``InputError``;
-              the EXIF of a loaded sample is read without raising.
+``load``      :func:`verity.core.io.decode` returns a well-formed Sample or raises ``InputError``
+              with a one-line message, and no native decoder writes to file descriptor 2; the
+              EXIF of a loaded sample is read without raising.
 ``metadata``  the raw-byte parsers of :mod:`verity.provenance.metadata` (PNG text chunks, IPTC IIM,
               XMP search and parsing, EXIF thumbnail, generator parameter blocks), then, on whatever
               decodes, the metadata detectors (generator_metadata, edit_history, exif_camera,
@@ -55,14 +56,18 @@ PER_INPUT_TIMEOUT = 10.0
 
 def target_load(data: bytes) -> None:
     from verity.core.errors import InputError
-    from verity.core.io import Limits, decode, read_exif
+    from verity.core.io import Limits, _NativeStderr, decode, read_exif
 
+    native = _NativeStderr(enabled=True)  # a native decoder printing on fd 2 breaks one-line errors
     try:
-        s = decode(data, limits=Limits(max_bytes=20 << 20, max_pixels=4_000_000, max_frames=2000))
+        with native:
+            s = decode(data, limits=Limits(max_bytes=20 << 20, max_pixels=4_000_000, max_frames=2000))
     except InputError as e:
         assert str(e) and "\n" not in str(e), f"InputError message is not one line: {str(e)!r}"
         assert e.code, "InputError without a code"
+        assert not native.first_line, f"a decoder wrote to stderr: {native.first_line!r}"
         return
+    assert not native.first_line, f"a decoder wrote to stderr: {native.first_line!r}"
     h, w, c = s.pixels.shape
     assert c == 3 and h > 0 and w > 0 and s.pixels.dtype.name == "uint8", s.pixels.shape
     assert s.alpha is None or s.alpha.shape == (h, w)

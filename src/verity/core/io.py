@@ -307,7 +307,7 @@ def strip_png_text_chunks(data: bytes) -> tuple[bytes, int]:
     return b"".join(out), removed
 
 
-_FD2_LOCK = threading.Lock()
+_FD2_LOCK = threading.RLock()  # re-entrant: a caller (the fuzz harness) may wrap a decode that uses it
 
 
 class _NativeStderr:
