@@ -48,11 +48,11 @@ def seconds_or_zero(text: str) -> float:
 
 def add_limit_arguments(p: argparse.ArgumentParser) -> None:
     """``--max-mb --max-mp --max-frames --detector-timeout``; defaults from the environment."""
-    p.add_argument("--max-mb", type=positive_number, default=None,
+    p.add_argument("--max-mb", type=positive_number, default=None, metavar="MB",
                    help="largest file accepted, MB (default 100, or $VERITY_MAX_MB)")
-    p.add_argument("--max-mp", type=positive_number, default=None,
+    p.add_argument("--max-mp", type=positive_number, default=None, metavar="MP",
                    help="largest image accepted, megapixels (default 100, or $VERITY_MAX_MP)")
-    p.add_argument("--max-frames", type=positive_int, default=None,
+    p.add_argument("--max-frames", type=positive_int, default=None, metavar="N",
                    help="most frames in an animated/multi-page file (default 10000, or $VERITY_MAX_FRAMES)")
     p.add_argument("--detector-timeout", type=seconds_or_zero, default=None, metavar="SECONDS",
                    help="time one detector may spend on one image before it is stopped and abstains "
