@@ -375,6 +375,10 @@ def cases() -> list[Case]:
     out.append(Case("gif_1m_frames", tiny_gif(1_000_000), REFUSE, "a GIF with 1,000,000 frames (12 MB)",
                     code="too_many_frames", ext=".gif"))
 
+    actl = _chunk(b"acTL", struct.pack(">II", 2**31 - 1, 0))
+    out.append(Case("apng_claims_2g_frames", png_raw(small, extra=[actl]), OK,
+                    "a PNG whose acTL chunk claims 2^31-1 frames and holds none", check=_frames(1), ext=".png"))
+
     # --- every EXIF orientation ---
     ref = picture(120, 200, seed=3)
     for o in range(1, 9):

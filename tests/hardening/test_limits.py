@@ -214,3 +214,19 @@ def test_cli_detector_timeout_flag(slow_detector, tmp_path, rng, capsys):
     d = json.loads(capsys.readouterr().out)
     (finding,) = d["findings"]
     assert finding["score"] is None and "timed out" in finding["evidence"][0]
+
+
+def test_apng_frames_are_counted_not_believed(rng):
+    """Regression (hostile corpus): Pillow's n_frames for an APNG is the acTL chunk's claim, so a
+    still PNG claiming 2^31-1 frames was refused as too_many_frames."""
+    frames = [Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)) for i in range(4)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="PNG", save_all=True, append_images=frames[1:])
+    assert load_sample(buf.getvalue()).frames == 4
+    with pytest.raises(InputError) as e:
+        load_sample(buf.getvalue(), limits=Limits(max_frames=3))
+    assert e.value.code == "too_many_frames"
+    from tests.hardening.corpus import cases
+
+    liar = next(c for c in cases() if c.name == "apng_claims_2g_frames")
+    assert load_sample(liar.data).frames == 1

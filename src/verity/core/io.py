@@ -463,15 +463,34 @@ def _decode(data: bytes, *, path: str | None, limits: Limits) -> Sample:
 def count_frames(im: Any, fmt: str, data: bytes, limit: int) -> int:
     """Number of frames, counting at most ``limit + 1`` (so the cost is bounded by the limit).
 
-    GIF and TIFF are counted by walking their blocks / IFD chain directly (Pillow's ``n_frames``
-    walks the whole file, which takes seconds for a GIF with a million tiny frames); other formats
-    use Pillow.
+    GIF, TIFF and APNG are counted by walking their blocks / IFD chain / chunks directly (Pillow's
+    ``n_frames`` walks the whole file, which takes seconds for a GIF with a million tiny frames, and
+    believes an APNG's acTL claim); WebP uses Pillow (libwebp's demuxer).
     """
     if fmt == "GIF":
         return _gif_frames(data, limit + 1)
     if fmt == "TIFF":
         return _tiff_pages(data, limit + 1)
+    if fmt == "PNG":
+        return _apng_frames(data, limit + 1)
     return int(getattr(im, "n_frames", 1) or 1)
+
+
+def _apng_frames(data: bytes, stop: int) -> int:
+    """Frames of an APNG: its fcTL chunks, counted up to ``stop`` (the acTL chunk only *claims* a
+    number, which a hostile file sets to 2^31); 1 for a still PNG."""
+    pos, n, animated, frames = 8, len(data), False, 0
+    while pos + 8 <= n and frames < stop:
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        ctype = data[pos + 4 : pos + 8]
+        if ctype == b"acTL":
+            animated = True
+        elif ctype == b"fcTL":
+            frames += 1
+        elif ctype == b"IEND":
+            break
+        pos += 12 + length
+    return max(1, frames) if animated else 1
 
 
 def _gif_frames(data: bytes, stop: int) -> int:
