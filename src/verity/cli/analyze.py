@@ -4,8 +4,114 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+
+
+def positive_number(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return v
+
+
+def seconds_or_zero(text: str) -> float:
+    """argparse type: seconds >= 0 (0 = no limit)."""
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (v >= 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or a positive number of seconds, got {text}")
+    return v
+
+
+def add_limit_arguments(p: argparse.ArgumentParser) -> None:
+    """``--max-mb --max-mp --max-frames --detector-timeout``; defaults from the environment."""
+    p.add_argument("--max-mb", type=positive_number, default=None, metavar="MB",
+                   help="largest file accepted, MB (default 100, or $VERITY_MAX_MB)")
+    p.add_argument("--max-mp", type=positive_number, default=None, metavar="MP",
+                   help="largest image accepted, megapixels (default 100, or $VERITY_MAX_MP)")
+    p.add_argument("--max-frames", type=positive_int, default=None, metavar="N",
+                   help="most frames in an animated/multi-page file (default 10000, or $VERITY_MAX_FRAMES)")
+    p.add_argument("--detector-timeout", type=seconds_or_zero, default=None, metavar="SECONDS",
+                   help="time one detector may spend on one image before it is stopped and abstains "
+                   "(default 60, or $VERITY_DETECTOR_TIMEOUT; 0 = no limit)")
+
+
+def limits_from_args(args: argparse.Namespace):
+    """The :class:`~verity.core.io.Limits` the flags ask for; unset flags fall back to the environment."""
+    from verity.core.io import Limits
+
+    kw = {}
+    if getattr(args, "max_mb", None) is not None:
+        kw["max_bytes"] = max(1, int(args.max_mb * 1024 * 1024))
+    if getattr(args, "max_mp", None) is not None:
+        kw["max_pixels"] = max(1, int(args.max_mp * 1e6))
+    if getattr(args, "max_frames", None) is not None:
+        kw["max_frames"] = int(args.max_frames)
+    return Limits(**kw)
+
+
+def timeout_from_args(args: argparse.Namespace):
+    """Per-detector time limit: the flag (0 = none), else the environment / built-in default."""
+    from verity.pipeline import default_detector_timeout
+
+    t = getattr(args, "detector_timeout", None)
+    if t is None:
+        return default_detector_timeout()
+    return t or None
+
+
+def write_line(text: str) -> None:
+    """Write one line to stdout in a single ``write(2)`` call, so that a kill (even SIGKILL) between
+    two results never leaves half a line behind, and every line written is on disk (in the page
+    cache) before the next file is analysed."""
+    data = (text + "\n").encode("utf-8")
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a captured/replaced stdout (tests, embedding)
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        return
+    sys.stdout.flush()  # anything printed before goes first
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a file by writing a temporary file beside it and renaming it over: a reader (or a
+    crash) sees the old file or the whole new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,15 +121,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Analyse one or more images (files or folders). Prints a verdict per image: "
         "authentic, ai_generated, edited, face_manipulated or inconclusive.",
         epilog="Exit codes: 0 all analysed, 2 usage error, 3 one or more inputs could not be read "
-        "(the others are still analysed and reported).",
+        "(the others are still analysed and reported). With --json each result is written as one "
+        "line as soon as it is ready, so a killed run keeps every line it wrote.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--json", action="store_true", help="print one JSON object per file (JSON Lines)")
     p.add_argument("--html", metavar="REPORT.html", help="write a self-contained HTML report")
     p.add_argument("--heatmaps", metavar="DIR", help="write each heatmap as a PNG overlay into DIR")
     p.add_argument("--detectors", metavar="A,B", help="run only these detectors (see `verity detectors`)")
-    p.add_argument("--max-mb", type=float, default=100.0, help="largest file accepted, MB (default 100)")
-    p.add_argument("--max-mp", type=float, default=100.0, help="largest image accepted, megapixels (default 100)")
+    add_limit_arguments(p)
     p.add_argument("--trust-anchors", metavar="PEM", help="root certificates (PEM) that make a C2PA signer Trusted "
                    "(default $VERITY_C2PA_TRUST_ANCHORS)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -89,7 +195,7 @@ def _safe_stem(path: str, used: set[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     from verity.cli.main import EXIT_INPUT, EXIT_OK, EXIT_USAGE
     from verity.core.errors import InputError
-    from verity.core.io import Limits, iter_image_paths, load_sample
+    from verity.core.io import iter_image_paths, load_sample
     from verity.pipeline import Pipeline
 
     paths = iter_image_paths(args.paths)
@@ -104,12 +210,12 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         os.environ["VERITY_C2PA_TRUST_ANCHORS"] = str(Path(args.trust_anchors).resolve())
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()] if args.detectors else None
+    limits = limits_from_args(args)
     try:
-        pipe = Pipeline(detectors)
+        pipe = Pipeline(detectors, detector_timeout=timeout_from_args(args))
     except KeyError as e:
         sys.stderr.write(f"verity analyze: {e.args[0]}\n")
         return EXIT_USAGE
-    limits = Limits(max_bytes=int(args.max_mb * 1024 * 1024), max_pixels=int(args.max_mp * 1e6))
     heat_dir = Path(args.heatmaps) if args.heatmaps else None
     if heat_dir:
         heat_dir.mkdir(parents=True, exist_ok=True)
@@ -133,8 +239,8 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 from verity import SCHEMA_VERSION
 
-                print(json.dumps({"schema_version": SCHEMA_VERSION, "path": path, "verdict": None,
-                                  "error": {"code": e.code, "message": str(e)}}), flush=True)
+                write_line(json.dumps({"schema_version": SCHEMA_VERSION, "path": path, "verdict": None,
+                                       "error": {"code": e.code, "message": str(e)}}))
             if args.html:
                 report_items.append(render_item(ReportItem(path=path, error=str(e)), len(report_items)))
             continue
@@ -150,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
                     out.write_bytes(heatmap_png(f.heatmap, (sample.height, sample.width), sample.orientation, 10**6))
                     heat_paths[f.detector] = str(out)
         if args.json:
-            print(json.dumps(v.to_dict(heat_paths)), flush=True)
+            write_line(json.dumps(v.to_dict(heat_paths)))
         else:
             _human(v, sys.stdout)
         if args.html:  # rendered now so that no decoded image is kept
@@ -158,8 +264,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         from verity.report.html import render_html
 
-        Path(args.html).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.html).write_text(render_html(report_items), encoding="utf-8")
+        write_text_atomic(Path(args.html), render_html(report_items))
         if not args.json:
             sys.stderr.write(f"verity: report written to {args.html}\n")
     return EXIT_INPUT if failed else EXIT_OK

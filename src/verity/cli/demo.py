@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     sys.stderr.write(f"verity demo: wrote {len(paths)} demo images to {out / 'images'}\n")
     ns = argparse.Namespace(
         paths=[str(p) for p in paths], json=False, html=str(out / "report.html"), heatmaps=str(out / "heatmaps"),
-        detectors=None, max_mb=100.0, max_mp=100.0, quiet=True,
+        detectors=None, max_mb=None, max_mp=None, quiet=True,
     )
     rc = analyze_run(ns)
     sys.stderr.write(f"verity demo: open {(out / 'report.html').resolve()} in a browser\n")

@@ -21,3 +21,10 @@ class InputError(VerityError):
     def __init__(self, message: str, code: str = "unreadable"):
         super().__init__(message)
         self.code = code
+
+
+class ConfigError(VerityError):
+    """A setting (environment variable, flag, config value) is invalid; exit code 2 (usage)."""
+
+    code = "config"
+    exit_code = 2

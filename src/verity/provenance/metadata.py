@@ -30,6 +30,9 @@ XMP_SCAN_BYTES = 2 * 1024 * 1024
 MAX_XMP_BYTES = 1024 * 1024
 #: PNG chunks walked at most.
 MAX_CHUNKS = 200_000
+#: Most text chunks read from one PNG: a file with 100,000 text chunks is hostile, and reading them
+#: all cost each metadata detector seconds (found by the hostile corpus, tests/hardening).
+MAX_TEXT_ENTRIES = 1000
 
 # --------------------------------------------------------------------------------------------
 # Generic text entries
@@ -103,7 +106,8 @@ def png_text_chunks(data: bytes, max_value: int = MAX_VALUE_CHARS) -> list[TextE
     Returns
     -------
     list of TextEntry
-        In file order; empty for a non-PNG or when the first chunk is broken.
+        In file order, at most :data:`MAX_TEXT_ENTRIES`; empty for a non-PNG or when the first
+        chunk is broken.
     """
     out: list[TextEntry] = []
     if data[:8] != b"\x89PNG\r\n\x1a\n":
@@ -121,6 +125,8 @@ def png_text_chunks(data: bytes, max_value: int = MAX_VALUE_CHARS) -> list[TextE
             entry = _png_text_body(ctype, body, length, cap)
             if entry is not None:
                 out.append(entry)
+                if len(out) >= MAX_TEXT_ENTRIES:
+                    break
         if ctype == b"IEND":
             break
         pos = end + 4  # CRC
