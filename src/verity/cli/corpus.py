@@ -61,6 +61,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--reason", default="leakcheck")
     d.set_defaults(func=_drop)
 
+    u = csub.add_parser("audit", help="can file properties alone tell the classes apart? (raw, equalised, texture-balanced)",
+                        description="Cross-validated ROC AUC of classifiers that see only file properties (width, "
+                        "height, aspect, format, file size, EXIF, JPEG quality) on a dataset as stored, after the "
+                        "training-time equalisation (verity.train.equalize) and after texture balancing.")
+    u.add_argument("--data", required=True, help="dataset folder or manifest (a built corpus, ../shared/data)")
+    u.add_argument("--n", type=int, default=150, help="images per class (default 150)")
+    u.add_argument("--crops", type=int, default=3, help="equalised crops per image (default 3)")
+    u.add_argument("--seed", type=int, default=0)
+    u.add_argument("--json", action="store_true")
+    u.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    u.set_defaults(func=_audit)
+
     s = csub.add_parser("stats", help="counts per family and real source of a recipe")
     s.add_argument("--recipe", default="corpus/recipe.csv")
     s.set_defaults(func=_stats)
@@ -137,6 +149,24 @@ def _drop(args) -> int:
     for e in out:
         print(f"dropped {e.repo}:{e.path} ({e.label}/{e.family})")
     print(f"{len(out)} images removed from {args.recipe}; drop list {drop}")
+    return 0
+
+
+def _audit(args) -> int:
+    import json
+
+    from verity.train.data import read_dataset
+    from verity.train.equalize import audit
+
+    res = audit(read_dataset(args.data), n_per_class=args.n, seed=args.seed, crops_per_image=args.crops,
+                progress=not args.quiet)
+    if args.json:
+        print(json.dumps(res, indent=1))
+        return 0
+    print("files                       n   generated  GBM AUC  logreg AUC")
+    for k, title in (("raw", "as stored"), ("equalized", "equalised crops"), ("balanced", "equalised + texture-balanced")):
+        r = res[k]
+        print(f"{title:<28}{int(r['n']):>4} {int(r['n_pos']):>8}    {r['gbm']:.3f}    {r['logreg']:.3f}")
     return 0
 
 
