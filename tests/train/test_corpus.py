@@ -25,13 +25,35 @@ def _png(seed: int, size=(300, 280)) -> bytes:
     return buf.getvalue()
 
 
+def _grid_px(pad: int) -> np.ndarray:
+    """A 2 x 3 grid of 300 px random tiles, ``pad`` px black separators around and between them."""
+    t = 300
+    a = np.zeros((2 * t + 3 * pad, 3 * t + 4 * pad, 3), np.uint8)
+    rng = np.random.default_rng(9)
+    for r in range(2):
+        for c in range(3):
+            y, x = pad + r * (t + pad), pad + c * (t + pad)
+            a[y : y + t, x : x + t] = rng.integers(20, 236, (t, t, 3))
+    return a
+
+
+def _grid_png(pad: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(_grid_px(pad)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 @pytest.fixture
 def snapshot(tmp_path):
     """A bare snapshot of a fake repository owner/name in the fetch tool's layout, and its commit."""
     work = tmp_path / "work"
     (work / "samples").mkdir(parents=True)
     (work / "photos").mkdir()
-    files = {"samples/a.png": _png(1), "samples/b.png": _png(2), "photos/c.png": _png(3), "samples/tiny.png": _png(4, (40, 40))}
+    files = {"samples/a.png": _png(1), "samples/b.png": _png(2), "photos/c.png": _png(3), "samples/tiny.png": _png(4, (40, 40)),
+             "grids/g.png": _grid_png(pad=0), "grids/padded.png": _grid_png(pad=2)}
+    (work / "grids").mkdir()
     for k, v in files.items():
         (work / k).write_bytes(v)
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x",
@@ -55,7 +77,7 @@ def _recipe(path, rows):
 
 
 def _row(commit, p, data, label="ai_generated", family="fam", repo="owner/name"):
-    return [repo, commit, p, hashlib.sha256(data).hexdigest(), label, family, "MIT", f"g:{p}", "", ""]
+    return [repo, commit, p, hashlib.sha256(data).hexdigest(), label, family, "MIT", f"g:{p}", "", "", ""]
 
 
 def test_add_build_and_manifest(snapshot, tmp_path):
@@ -115,7 +137,7 @@ def test_missing_snapshot_names_the_fetch(snapshot, tmp_path):
     (lambda r: r.__setitem__(5, "real"), "generator family"),
 ])
 def test_recipe_validation(tmp_path, change, msg):
-    row = ["o/n", "a" * 40, "p.png", "b" * 64, "ai_generated", "fam", "MIT", "g", "", ""]
+    row = ["o/n", "a" * 40, "p.png", "b" * 64, "ai_generated", "fam", "MIT", "g", "", "", ""]
     change(row)
     rec = tmp_path / "r.csv"
     _recipe(rec, [row])
@@ -124,7 +146,7 @@ def test_recipe_validation(tmp_path, change, msg):
 
 
 def test_duplicate_rows_rejected(tmp_path):
-    row = ["o/n", "a" * 40, "p.png", "b" * 64, "ai_generated", "fam", "MIT", "g", "", ""]
+    row = ["o/n", "a" * 40, "p.png", "b" * 64, "ai_generated", "fam", "MIT", "g", "", "", ""]
     rec = tmp_path / "r.csv"
     _recipe(rec, [row, row])
     with pytest.raises(C.CorpusError, match="listed twice"):
@@ -158,3 +180,34 @@ def test_cli_build_exit_codes(snapshot, tmp_path, capsys):
     _recipe(rec, [_row(commit, "samples/a.png", b"wrong")])
     assert main(["corpus", "build", "--recipe", str(rec), "--out", str(tmp_path / "o"), "--snapshots", str(root), "-q"]) == 3
     assert main(["corpus", "build", "--recipe", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o")]) == 2
+
+
+@pytest.mark.parametrize("name,grid,pad", [("grids/g.png", "2x3", 0), ("grids/padded.png", "auto", 2)])
+def test_grid_tiles(snapshot, tmp_path, name, grid, pad):
+    from PIL import Image
+
+    root, commit, files = snapshot
+    entries, skipped = C.entries_from_snapshot("owner/name", ["grids"], "ai_generated", "fam", "MIT", snapshots=[str(root)],
+                                               include=name.split("/")[1], grid=grid, min_bytes=100)
+    assert len(entries) == 6 and not skipped
+    assert len({e.crop for e in entries}) == 6 and all(e.sha256 == hashlib.sha256(files[name]).hexdigest() for e in entries)
+    rec = tmp_path / "recipe.csv"
+    C.write_recipe(rec, entries)
+    assert [e.crop for e in C.read_recipe(rec)] == [e.crop for e in sorted(entries, key=lambda e: e.path)]
+    out = tmp_path / "out"
+    res = C.build(rec, out, snapshots=[str(root)], progress=False)
+    assert res.written == 6 and not res.failed
+    px = _grid_px(pad)
+    for e in entries:
+        x0, y0, x1, y1 = map(int, e.crop.split(","))
+        tile = np.asarray(Image.open(out / e.out_relpath()).convert("RGB"))
+        assert tile.shape == (300, 300, 3) and np.array_equal(tile, px[y0:y1, x0:x1])
+    assert C.build(rec, out, snapshots=[str(root)], progress=False).kept == 6
+
+
+def test_bad_crop_rejected(tmp_path):
+    row = ["o/n", "a" * 40, "p.png", "b" * 64, "ai_generated", "fam", "MIT", "g", "", "", "10,10,5,20"]
+    rec = tmp_path / "r.csv"
+    _recipe(rec, [row])
+    with pytest.raises(C.CorpusError, match="bad crop"):
+        C.read_recipe(rec)

@@ -47,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--min-side", type=int, default=256)
     a.add_argument("--max-side", type=int, default=6000)
     a.add_argument("--limit", type=int)
+    a.add_argument("--grid", help="split each file into the tiles of a sample grid: auto (separator lines) or ROWSxCOLS")
     a.add_argument("--snapshots", action="append", default=[], metavar="DIR")
     a.add_argument("--dry-run", action="store_true", help="print what would be added")
     a.set_defaults(func=_add)
@@ -114,22 +115,23 @@ def _add(args) -> int:
         args.repo, args.under, args.label, args.family, args.licence, group=args.group,
         source=args.source, note=args.note, commit=args.commit, snapshots=args.snapshots,
         min_bytes=args.min_bytes, min_side=args.min_side, max_side=args.max_side,
-        include=args.include, exclude=args.exclude, limit=args.limit,
+        include=args.include, exclude=args.exclude, limit=args.limit, grid=args.grid,
     )
     rp = Path(args.recipe)
     old = read_recipe(rp) if rp.is_file() else []
-    have = {(e.repo.lower(), e.path) for e in old}
-    have_sha = {e.sha256 for e in old}
+    have = {(e.repo.lower(), e.path, e.crop) for e in old}
+    have_sha = {e.sha256 for e in old if not e.crop}
     fresh, dup = [], 0
     for e in new:
-        if (e.repo.lower(), e.path) in have or e.sha256 in have_sha:
+        if (e.repo.lower(), e.path, e.crop) in have or (not e.crop and e.sha256 in have_sha):
             dup += 1
             continue
-        have_sha.add(e.sha256)
+        if not e.crop:
+            have_sha.add(e.sha256)
         fresh.append(e)
     if args.dry_run:
         for e in fresh:
-            print(f"{e.label} {e.family} {e.path} {e.group}")
+            print(f"{e.label} {e.family} {e.path} {e.crop} {e.group}")
     else:
         rp.parent.mkdir(parents=True, exist_ok=True)
         write_recipe(rp, old + fresh)

@@ -17,7 +17,9 @@ Recipe columns (CSV with a header; ``note`` may be empty):
 ``licence``   the licence of the repository's files (SPDX id where there is one) and any restriction
 ``group``     split key: items of one group stay on one side of a train/held-out split
 ``source``    where it comes from (per-source tables, leave-one-source-out); defaults to the repo
-``note``      free text (what the README/folder says, ``grid`` for collages...)
+``note``      free text (what the README/folder says...)
+``crop``      optional ``x0,y0,x1,y1``: the row is one tile of a sample grid (the box, in pixels, of
+              the decoded file); the tile is written as a lossless PNG. ``sha256`` is the whole file's.
 
 Snapshot layout looked up for ``owner/name`` under each ``--snapshots`` root, first hit wins:
 ``ROOT/owner+name/repo`` (the fetch tool's layout), ``ROOT/owner+name``, ``ROOT/owner/name.git``,
@@ -38,12 +40,12 @@ from typing import Iterable, Sequence
 
 from verity.core.errors import VerityError
 
-RECIPE_COLUMNS = ("repo", "commit", "path", "sha256", "label", "family", "licence", "group", "source", "note")
+RECIPE_COLUMNS = ("repo", "commit", "path", "sha256", "label", "family", "licence", "group", "source", "note", "crop")
 REQUIRED = ("repo", "commit", "path", "sha256", "label", "family", "licence", "group")
 LABELS = ("authentic", "ai_generated")
 MANIFEST_COLUMNS = (
     "path", "label", "group", "source", "family", "repo", "commit", "repo_path", "sha256", "licence",
-    "format", "width", "height", "bytes", "note",
+    "format", "width", "height", "bytes", "note", "crop",
 )
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".webp")
 DEFAULT_SNAPSHOTS = ("/work/.mirror",)
@@ -77,6 +79,7 @@ class Entry:
     group: str
     source: str = ""
     note: str = ""
+    crop: str = ""
     line: int = field(default=0, compare=False)
 
     @property
@@ -87,6 +90,8 @@ class Entry:
         """Where the file goes inside the output folder: ``label/family/owner__name/flattened``."""
         owner, name = self.repo.split("/", 1)
         flat = re.sub(r"[^A-Za-z0-9._-]+", "_", self.path.replace("/", "__")).strip("_")
+        if self.crop:
+            flat = f"{os.path.splitext(flat)[0]}__tile_{self.crop.replace(',', '_')}.png"
         return f"{self.label}/{_safe(self.family)}/{_safe(owner)}__{_safe(name)}/{flat}"
 
 
@@ -142,9 +147,13 @@ def read_recipe(path: str | os.PathLike) -> list[Entry]:
             raise CorpusError(f"{where}: an authentic image must have family 'real' (got {v['family']!r})")
         if v["label"] == "ai_generated" and v["family"] == "real":
             raise CorpusError(f"{where}: an ai_generated image needs its generator family, not 'real'")
-        k2 = (v["repo"].lower(), v["path"])
+        if v["crop"]:
+            box = v["crop"].split(",")
+            if len(box) != 4 or not all(b.isdigit() for b in box) or int(box[0]) >= int(box[2]) or int(box[1]) >= int(box[3]):
+                raise CorpusError(f"{where}: bad crop {v['crop']!r} (expected x0,y0,x1,y1 with x0<x1, y0<y1)")
+        k2 = (v["repo"].lower(), v["path"], v["crop"])
         if k2 in seen:
-            raise CorpusError(f"{where}: {v['repo']}:{v['path']} is listed twice (also line {seen[k2]})")
+            raise CorpusError(f"{where}: {v['repo']}:{v['path']} {v['crop']} is listed twice (also line {seen[k2]})")
         seen[k2] = i
         out.append(Entry(line=i, source=v["source"] or v["repo"], **{k: v[k] for k in RECIPE_COLUMNS if k != "source"}))
     return out
@@ -312,6 +321,73 @@ def image_properties(data: bytes) -> dict[str, object]:
         return {"format": "", "width": "", "height": ""}
 
 
+def _manifest_row(e: Entry, data: bytes, props: dict) -> dict:
+    return {
+        "path": e.out_relpath(), "label": e.label, "group": e.group, "source": e.source, "family": e.family,
+        "repo": e.repo, "commit": e.commit, "repo_path": e.path, "sha256": e.sha256, "licence": e.licence,
+        "bytes": len(data), "note": e.note, "crop": e.crop, **props,
+    }
+
+
+def crop_tile(data: bytes, crop: str) -> bytes:
+    """The ``x0,y0,x1,y1`` box of an image file's decoded pixels, as a lossless PNG (no metadata)."""
+    import io
+
+    from PIL import Image
+
+    x0, y0, x1, y1 = (int(v) for v in crop.split(","))
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if x1 > im.width or y1 > im.height:
+                raise CorpusError(f"crop {crop} lies outside the {im.width}x{im.height} image")
+            tile = im.convert("RGB").crop((x0, y0, x1, y1))
+    except CorpusError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise CorpusError(f"cannot decode the grid image: {err}") from None
+    buf = io.BytesIO()
+    tile.save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def grid_boxes(pixels, rows: int | None = None, cols: int | None = None, min_tile: int = 64) -> list[tuple[int, int, int, int]]:
+    """Tile boxes ``(x0, y0, x1, y1)`` of a sample grid.
+
+    With ``rows`` and ``cols`` the image is cut into equal tiles (no padding). Otherwise separators
+    are found: full rows / columns of (nearly) one colour, as ``torchvision.utils.make_grid`` leaves
+    between tiles; runs between them at least ``min_tile`` long are tiles. Returns [] when no grid
+    is found.
+    """
+    import numpy as np
+
+    a = np.asarray(pixels, dtype=np.float32)
+    if a.ndim == 2:
+        a = a[..., None]
+    h, w = a.shape[:2]
+    if rows and cols:
+        th, tw = h // rows, w // cols
+        return [(c * tw, r * th, (c + 1) * tw, (r + 1) * th) for r in range(rows) for c in range(cols)]
+
+    def runs(flat_axis_std):
+        sep = flat_axis_std < 2.0
+        out, start = [], None
+        for i, s_ in enumerate(list(sep) + [True]):
+            if not s_ and start is None:
+                start = i
+            elif s_ and start is not None:
+                if i - start >= min_tile:
+                    out.append((start, i))
+                start = None
+        return out
+
+    row_std = a.std(axis=(1, 2))
+    col_std = a.std(axis=(0, 2))
+    ys, xs = runs(row_std), runs(col_std)
+    if len(ys) * len(xs) < 2:
+        return []
+    return [(x0, y0, x1, y1) for (y0, y1) in ys for (x0, x1) in xs]
+
+
 def build(
     recipe: str | os.PathLike,
     out: str | os.PathLike,
@@ -369,7 +445,7 @@ def build(
                         continue
                     dest = outdir / e.out_relpath()
                     data = None
-                    if dest.is_file():
+                    if dest.is_file() and not e.crop:
                         old = dest.read_bytes()
                         if hashlib.sha256(old).hexdigest() == e.sha256:
                             data = old
@@ -383,6 +459,17 @@ def build(
                         if got != e.sha256:
                             res.failed.append((e, f"sha256 mismatch: recipe {e.sha256[:12]}..., file {got[:12]}..."))
                             continue
+                        if e.crop:
+                            try:
+                                data = crop_tile(data, e.crop)
+                            except CorpusError as err:
+                                res.failed.append((e, str(err)))
+                                continue
+                            if dest.is_file() and dest.read_bytes() == data:
+                                res.kept += 1
+                                props = image_properties(data)
+                                rows.append(_manifest_row(e, data, props))
+                                continue
                         dest.parent.mkdir(parents=True, exist_ok=True)
                         tmp = dest.with_name(dest.name + ".part")
                         tmp.write_bytes(data)
@@ -393,12 +480,7 @@ def build(
                         res.failed.append((e, "not a readable image"))
                         dest.unlink(missing_ok=True)
                         continue
-                    rows.append({
-                        "path": e.out_relpath(), "label": e.label, "group": e.group,
-                        "source": e.source, "family": e.family, "repo": e.repo, "commit": e.commit,
-                        "repo_path": e.path, "sha256": e.sha256, "licence": e.licence,
-                        "bytes": len(data), "note": e.note, **props,
-                    })
+                    rows.append(_manifest_row(e, data, props))
     finally:
         if bar is not None:
             bar.close()
@@ -442,11 +524,14 @@ def entries_from_snapshot(
     include: str | None = None,
     exclude: str | None = None,
     limit: int | None = None,
+    grid: str | None = None,
 ) -> tuple[list[Entry], list[tuple[str, str]]]:
     """Recipe rows for the image files of ``repo`` under the folders ``under``.
 
     Files are filtered by size in bytes, by side length (read from the header) and by the regular
-    expressions ``include`` / ``exclude`` on the path. ``group`` may contain ``{dir}`` (the file's
+    expressions ``include`` / ``exclude`` on the path. ``grid`` (``auto`` or ``ROWSxCOLS``) splits every
+    file into the tiles of a sample grid (:func:`grid_boxes`), one row per tile (the side filters then
+    apply to the tiles). ``group`` may contain ``{dir}`` (the file's
     folder) or ``{stem}`` (its name without extension). Returns ``(entries, skipped)`` where
     ``skipped`` lists ``(path, reason)``.
     """
@@ -478,13 +563,41 @@ def entries_from_snapshot(
             if not props["format"]:
                 skipped.append((path, "not an image"))
                 continue
+            d = os.path.dirname(path)
+            g = group.format(dir=d or ".", stem=os.path.splitext(os.path.basename(path))[0], repo=repo) if group else f"{repo}:{d or '.'}"
+            digest = hashlib.sha256(data).hexdigest()
+            if grid:
+                import io
+
+                import numpy as np
+                from PIL import Image
+
+                with Image.open(io.BytesIO(data)) as im:
+                    px = np.asarray(im.convert("RGB"))
+                if grid == "auto":
+                    boxes = grid_boxes(px)
+                else:
+                    m = re.fullmatch(r"(\d+)x(\d+)", grid)
+                    if not m:
+                        raise CorpusError(f"bad grid {grid!r}: use auto or ROWSxCOLS")
+                    boxes = grid_boxes(px, int(m.group(1)), int(m.group(2)))
+                if not boxes:
+                    skipped.append((path, "no grid found"))
+                    continue
+                for (x0, y0, x1, y1) in boxes:
+                    tw, th = x1 - x0, y1 - y0
+                    if min(tw, th) < min_side:
+                        skipped.append((f"{path} tile {x0},{y0}", f"{tw}x{th} < {min_side} px"))
+                        continue
+                    out.append(Entry(repo=repo, commit=sha, path=path, sha256=digest, label=label, family=family,
+                                     licence=licence, group=g, source=source or repo, note=note,
+                                     crop=f"{x0},{y0},{x1},{y1}"))
+                continue
             w, h = int(props["width"]), int(props["height"])
             if min(w, h) < min_side or max(w, h) > max_side:
                 skipped.append((path, f"{w}x{h} outside {min_side}..{max_side} px"))
                 continue
-            d = os.path.dirname(path)
-            g = group.format(dir=d or ".", stem=os.path.splitext(os.path.basename(path))[0], repo=repo) if group else f"{repo}:{d or '.'}"
-            out.append(Entry(repo=repo, commit=sha, path=path, sha256=hashlib.sha256(data).hexdigest(),
+            out.append(Entry(repo=repo, commit=sha, path=path, sha256=digest,
                              label=label, family=family, licence=licence, group=g, source=source or repo, note=note))
             if limit and len(out) >= limit:
                 break
