@@ -282,6 +282,7 @@ def run_scan(
     batch_size: int = 4,
     progress_stream=None,
     progress_every: float = 30.0,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> ScanReport:
     """Scan ``paths`` into ``out``; see the module docstring.
 
@@ -293,6 +294,8 @@ def run_scan(
         Workers could not start, or Ray is missing/unreachable.
     KeyboardInterrupt
         Never: Ctrl-C stops the scan, keeps what was done and returns with ``interrupted`` set.
+
+    ``on_row`` is called with each row once it is on disk (the benchmark timestamps them).
     """
     from verity.scan.output import ScanOutput
 
@@ -321,6 +324,8 @@ def run_scan(
             for row in rows if todo else ():
                 output.append(row)
                 bar.update(row)
+                if on_row is not None:
+                    on_row(row)
         except KeyboardInterrupt:
             interrupted = True
         finally:
