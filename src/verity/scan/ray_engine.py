@@ -26,6 +26,8 @@ from verity.scan.rows import ScanConfig, Scanner
 
 #: Object store of the private local Ray started by a scan (bytes). Rows are small; paths go in.
 LOCAL_OBJECT_STORE = 200 * 1024 * 1024
+#: Actor restarts and task retries before a crashing batch stops the scan (Ray's default: forever).
+MAX_RESTARTS, MAX_TASK_RETRIES = 3, 2
 
 
 class RayScanner:
@@ -101,7 +103,10 @@ def iter_ray(
         ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=math.ceil(len(paths) / batch_size))
         # the config rides on a subclass (pickled by value) rather than as constructor arguments
         cls = type("ScanActor", (RayScanner,), {"config": config})
-        ds = ds.map_batches(cls, batch_size=batch_size, num_cpus=1, **_pool_kwargs(ray, workers))
+        # Ray Data restarts actors and retries their tasks forever by default: a file that crashes
+        # its actor would hang the scan. Bounded here; past that the scan stops with an error.
+        ds = ds.map_batches(cls, batch_size=batch_size, num_cpus=1, max_restarts=MAX_RESTARTS,
+                            max_task_retries=MAX_TASK_RETRIES, **_pool_kwargs(ray, workers))
         try:
             for rec in ds.iter_rows():
                 yield json.loads(rec["row"])
