@@ -10,7 +10,10 @@ records two rates:
   that row to the last, i.e. with the models loaded.
 
 Repeats are interleaved (1, 2, ray, 1, 2, ray, ...) so that load from other processes hits every
-configuration alike; the tables give medians and the median of the per-repeat ratios. The load
+configuration alike; the tables give medians and the median of the per-repeat ratios. **CPU s per image** (driver plus
+pool workers, whole scan including start-up; not measurable for Ray actors) does not depend on what
+else runs on the cores: when 2 workers spend about as much CPU per image as 1, two free cores give
+them about twice the throughput. The load
 average is printed before and after each run: other processes on the cores make the figures
 pessimistic, for the parallel runs more than for the single worker.
 
@@ -81,15 +84,22 @@ def load() -> str:
 def one_run(paths, out: Path, workers: int, engine: str, config, batch_size: int = 4) -> dict:
     from verity.scan.engine import run_scan
 
+    import resource
+
     stamps: list[float] = []
+    c0 = time.process_time() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime \
+        + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime
     t0 = time.perf_counter()
     rep = run_scan(paths, out, workers=workers, engine=engine, overwrite=True, config=config, progress=False,
                    batch_size=batch_size, on_row=lambda r: stamps.append(time.perf_counter()))
     wall = time.perf_counter() - t0
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() + ch.ru_utime + ch.ru_stime - c0  # driver + reaped pool workers (not Ray actors)
     errors = len(rep.errors)
     w = workers * (batch_size if engine == "ray" else 1)  # Ray hands rows back a batch at a time
     steady = (len(stamps) - w) / (stamps[-1] - stamps[w - 1]) if len(stamps) > w and stamps[-1] > stamps[w - 1] else float("nan")
-    return {"n": len(stamps), "wall": wall, "e2e": len(stamps) / wall, "steady": steady, "errors": errors}
+    return {"n": len(stamps), "wall": wall, "e2e": len(stamps) / wall, "steady": steady, "errors": errors,
+            "cpu_per_img": cpu / max(len(stamps), 1) if engine == "local" else float("nan")}
 
 
 def main() -> None:
@@ -130,12 +140,12 @@ def main() -> None:
                 r["load"] = f"{before} -> {load()}"
                 res[c].append(r)
                 print(f"repeat {rep + 1} {c:>4}: {r['e2e']:.3f} img/s end to end ({r['wall']:.1f} s), "
-                      f"{r['steady']:.3f} img/s steady, load {r['load']}", flush=True)
+                      f"{r['steady']:.3f} img/s steady, {r['cpu_per_img']:.2f} CPU s/img, load {r['load']}", flush=True)
         if "ray" in configs:
             ray.shutdown()
     print()
-    print("| configuration | img/s end to end (median) | img/s steady (median) | x 1 worker, end to end | x 1 worker, steady |")
-    print("|---|---:|---:|---:|---:|")
+    print("| configuration | img/s end to end (median) | img/s steady (median) | x 1 worker, end to end | x 1 worker, steady | CPU s per image |")
+    print("|---|---:|---:|---:|---:|---:|")
     base = res.get("1")
     for c in configs:
         e2e = statistics.median(r["e2e"] for r in res[c])
@@ -147,7 +157,9 @@ def main() -> None:
         else:
             ratio = ("1.00", "1.00") if c == "1" else ("", "")
         name = "Ray local, 2 actors" if c == "ray" else f"local, {c} worker{'s' if c != '1' else ''}"
-        print(f"| {name} | {e2e:.3f} | {st:.3f} | {ratio[0]} | {ratio[1]} |")
+        cpu = statistics.median(r["cpu_per_img"] for r in res[c])
+        cpu_s = "n/a (actors)" if cpu != cpu else f"{cpu:.2f}"
+        print(f"| {name} | {e2e:.3f} | {st:.3f} | {ratio[0]} | {ratio[1]} | {cpu_s} |")
     sys.stdout.flush()
 
 

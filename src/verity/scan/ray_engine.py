@@ -28,6 +28,8 @@ from verity.scan.rows import ScanConfig, Scanner
 LOCAL_OBJECT_STORE = 200 * 1024 * 1024
 #: Actor restarts and task retries before a crashing batch stops the scan (Ray's default: forever).
 MAX_RESTARTS, MAX_TASK_RETRIES = 3, 2
+#: Environment passed to the actors of an existing cluster (a local Ray inherits the whole environment).
+FORWARDED_ENV = ("VERITY_MILVUS_URI", "VERITY_MILVUS_TOKEN", "VERITY_THREADS")
 
 
 class RayScanner:
@@ -62,7 +64,9 @@ def start_ray(workers: int, address: str | None = None):
     kw: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
     try:
         if address:
-            ray.init(address=address, **kw)
+            # the actors of a cluster read the index server from their own environment: pass ours on
+            env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+            ray.init(address=address, runtime_env={"env_vars": env} if env else None, **kw)
         else:
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
             ray.init(num_cpus=int(workers), object_store_memory=LOCAL_OBJECT_STORE, include_dashboard=False, **kw)
