@@ -69,7 +69,8 @@ def test_sigkill_mid_scan_loses_no_completed_row(tmp_path, fmt, workers):
         assert after[r["path"]] == r
     if fmt == "parquet":
         assert not out.exists() and journal.exists()
-    res = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=600)
+    resume = [("1" if a == str(workers) and cmd[i - 1] == "--workers" else a) for i, a in enumerate(cmd)]
+    res = subprocess.run(resume + ["--resume"], env=env, capture_output=True, text=True, timeout=600)  # 1 worker
     assert res.returncode == 3, res.stderr[-800:]  # the broken and the empty file
     final = read_results(out)
     assert sorted(r["path"] for r in final) == sorted(str(p) for p in paths)
