@@ -13,7 +13,8 @@ Repeats are interleaved (1, 2, ray, 1, 2, ray, ...) so that load from other proc
 configuration alike; the tables give medians and the median of the per-repeat ratios. **CPU s per image** (driver plus
 pool workers, whole scan including start-up; not measurable for Ray actors) does not depend on what
 else runs on the cores: when 2 workers spend about as much CPU per image as 1, two free cores give
-them about twice the throughput. The load
+them about twice the throughput. **Median CPU s of a row** is the CPU time a worker spent on one
+file (``timings.cpu`` of the row, start-up excluded), for every engine including Ray. The load
 average is printed before and after each run: other processes on the cores make the figures
 pessimistic, for the parallel runs more than for the single worker.
 
@@ -98,7 +99,10 @@ def one_run(paths, out: Path, workers: int, engine: str, config, batch_size: int
     errors = len(rep.errors)
     w = workers * (batch_size if engine == "ray" else 1)  # Ray hands rows back a batch at a time
     steady = (len(stamps) - w) / (stamps[-1] - stamps[w - 1]) if len(stamps) > w and stamps[-1] > stamps[w - 1] else float("nan")
+    cpus = sorted(r["timings"]["cpu"] for r in rep.rows if r.get("status") == "ok" and "cpu" in (r.get("timings") or {}))
+    row_cpu = statistics.median(cpus) if cpus else float("nan")
     return {"n": len(stamps), "wall": wall, "e2e": len(stamps) / wall, "steady": steady, "errors": errors,
+            "row_cpu": row_cpu,
             "cpu_per_img": cpu / max(len(stamps), 1) if engine == "local" else float("nan")}
 
 
@@ -140,12 +144,14 @@ def main() -> None:
                 r["load"] = f"{before} -> {load()}"
                 res[c].append(r)
                 print(f"repeat {rep + 1} {c:>4}: {r['e2e']:.3f} img/s end to end ({r['wall']:.1f} s), "
-                      f"{r['steady']:.3f} img/s steady, {r['cpu_per_img']:.2f} CPU s/img, load {r['load']}", flush=True)
+                      f"{r['steady']:.3f} img/s steady, {r['cpu_per_img']:.2f} CPU s/img, median row CPU {r['row_cpu']:.3f} s, "
+                      f"load {r['load']}", flush=True)
         if "ray" in configs:
             ray.shutdown()
     print()
-    print("| configuration | img/s end to end (median) | img/s steady (median) | x 1 worker, end to end | x 1 worker, steady | CPU s per image |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| configuration | img/s end to end (median) | img/s steady (median) | x 1 worker, end to end | x 1 worker, steady "
+          "| CPU s per image, whole scan | median CPU s of a row |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     base = res.get("1")
     for c in configs:
         e2e = statistics.median(r["e2e"] for r in res[c])
@@ -159,7 +165,8 @@ def main() -> None:
         name = "Ray local, 2 actors" if c == "ray" else f"local, {c} worker{'s' if c != '1' else ''}"
         cpu = statistics.median(r["cpu_per_img"] for r in res[c])
         cpu_s = "n/a (actors)" if cpu != cpu else f"{cpu:.2f}"
-        print(f"| {name} | {e2e:.3f} | {st:.3f} | {ratio[0]} | {ratio[1]} | {cpu_s} |")
+        rc = statistics.median(r["row_cpu"] for r in res[c])
+        print(f"| {name} | {e2e:.3f} | {st:.3f} | {ratio[0]} | {ratio[1]} | {cpu_s} | {rc:.3f} |")
     sys.stdout.flush()
 
 
