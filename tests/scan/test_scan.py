@@ -142,3 +142,17 @@ def test_embedded_index_with_parallel_workers_is_refused(images, tmp_path, monke
     monkeypatch.setenv("VERITY_DATA_DIR", str(data))
     assert main(["scan", str(images), "--out", str(tmp_path / "r.jsonl"), "--workers", "2"]) == 2
     assert "--no-index" in capsys.readouterr().err
+
+
+def test_an_output_being_written_is_neither_shared_nor_deleted(images, tmp_path, capsys):
+    from verity.scan.output import Journal
+
+    out = tmp_path / "r.jsonl"
+    held = Journal(out)  # another scan holds it
+    try:
+        for flag in ("--resume", "--overwrite"):
+            assert main(["scan", str(images), "--out", str(out), "--detectors", FAST, "-q", flag]) == 2
+            assert "being written by another scan" in capsys.readouterr().err
+        assert out.exists()
+    finally:
+        held.close()

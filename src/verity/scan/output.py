@@ -109,6 +109,16 @@ class Journal:
             self.fd = -1
 
 
+def _refuse_if_locked(path: Path) -> None:
+    fd = os.open(str(path), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise OutputError(f"{path} is being written by another scan") from None
+    finally:
+        os.close(fd)
+
+
 def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_path: dict[str, dict[str, Any]] = {}
     for r in rows:
@@ -207,6 +217,8 @@ class ScanOutput:
         if existing and not resume and not overwrite:
             raise OutputError(f"{self.path} already exists (--resume continues it, --overwrite starts again)")
         if existing and overwrite and not resume:
+            if self.journal_path.exists():
+                _refuse_if_locked(self.journal_path)  # never delete what a running scan is writing
             for p in existing:
                 p.unlink()
         self.previous: list[dict[str, Any]] = []
