@@ -51,3 +51,14 @@ def test_missing_source_is_an_error_but_missing_listed_file_is_not(tmp_path):
         collect_inputs([str(tmp_path / "nope")])
     (tmp_path / "l.txt").write_text("missing.jpg\n")
     assert collect_inputs([str(tmp_path / "l.txt")]) == [str(tmp_path / "missing.jpg")]
+
+
+def test_scan_package_sits_below_the_interfaces():
+    import subprocess
+    import sys
+
+    code = ("import sys, verity.scan.engine, verity.scan.output, verity.scan.inputs, verity.scan.rows, "
+            "verity.scan.ray_engine; print([m for m in sys.modules if m.startswith(('verity.cli', 'verity.api', "
+            "'verity.web')) or m in ('torch', 'ray', 'pyarrow')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]", f"verity.scan imports an interface or a heavy module at import time: {out}"
