@@ -24,7 +24,9 @@ from verity.exit_codes import (  # noqa: F401  (re-exported for the sub-commands
 )
 
 #: sub-command modules, in the order ``--help`` lists them
-COMMANDS = ("analyze", "demo", "detectors", "eval", "train", "corpus", "lab", "index", "identity", "provenance", "serve")
+COMMANDS = (
+    "analyze", "scan", "demo", "detectors", "eval", "train", "corpus", "lab", "index", "identity", "provenance", "serve",
+)
 
 
 class _Parser(argparse.ArgumentParser):
