@@ -24,6 +24,17 @@ from verity.core.types import Sample
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
 #: File name suffixes picked up when a folder is given.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+#: Video containers recognised by :func:`sniff_video` (decoded by :mod:`verity.video`).
+VIDEO_FORMATS = ("MP4", "MOV", "MATROSKA", "AVI", "MPEG-TS", "MPEG-PS", "FLV", "ASF", "OGG")
+#: Video file name suffixes picked up when a folder is given.
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
+                  ".flv", ".3gp", ".3g2", ".wmv", ".asf", ".ogv")
+#: ``ftyp`` brands of still-image formats in the ISO media file format (not videos).
+_IMAGE_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis", b"crx ")
+#: Video container name -> MIME type.
+VIDEO_MIME = {"MP4": "video/mp4", "MOV": "video/quicktime", "MATROSKA": "video/x-matroska", "AVI": "video/x-msvideo",
+              "MPEG-TS": "video/mp2t", "MPEG-PS": "video/mpeg", "FLV": "video/x-flv", "ASF": "video/x-ms-asf",
+              "OGG": "video/ogg"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,38 @@ def sniff_format(data: bytes) -> str | None:
         return "BMP"
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "GIF"
+    return None
+
+
+def sniff_video(data: bytes) -> str | None:
+    """Return the video container (one of :data:`VIDEO_FORMATS`) from the first bytes, or ``None``.
+
+    Parameters
+    ----------
+    data : bytes
+        At least the first 400 bytes of a file (MPEG-TS needs three 188-byte packets).
+    """
+    if len(data) >= 12 and data[4:8] == b"ftyp":
+        brand = data[8:12]
+        if brand in _IMAGE_BRANDS:
+            return None
+        return "MOV" if brand == b"qt  " else "MP4"
+    if len(data) >= 8 and data[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"):
+        return "MOV"
+    if data[:4] == b"\x1a\x45\xdf\xa3":
+        return "MATROSKA"
+    if data[:4] == b"RIFF" and data[8:12] in (b"AVI ", b"AVIX"):
+        return "AVI"
+    if len(data) >= 377 and data[0] == 0x47 and data[188] == 0x47 and data[376] == 0x47:
+        return "MPEG-TS"
+    if data[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"):
+        return "MPEG-PS"
+    if data[:3] == b"FLV":
+        return "FLV"
+    if data[:16] == bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c"):
+        return "ASF"
+    if data[:4] == b"OggS":
+        return "OGG"
     return None
 
 
@@ -181,8 +224,13 @@ def _decode(data: bytes, *, path: str | None, limits: Limits) -> Sample:
         raise InputError("file is empty (0 bytes)", "empty")
     fmt = sniff_format(data[:16])
     if fmt is None:
+        video = sniff_video(data[:512])
+        if video:
+            raise InputError(f"is a video ({video}), not an image (`verity analyze` reads videos)", "is_video")
         raise InputError(
-            "not a supported image (content is not JPEG, PNG, WebP, TIFF, BMP or GIF)", "not_an_image"
+            "not a supported image or video (content is not JPEG, PNG, WebP, TIFF, BMP, GIF or a video "
+            "container: MP4, MOV, Matroska/WebM, AVI, MPEG-TS/PS, FLV, ASF, Ogg)",
+            "not_an_image",
         )
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     # Pillow's own bomb check is replaced by ours (checked before decode, with our limit).
@@ -341,14 +389,16 @@ def read_exif(sample: Sample) -> dict[int, Any]:
         return {}
 
 
-def iter_image_paths(inputs: list[str]) -> list[str]:
-    """Expand folders (recursively, sorted) into image files; plain files are kept as given."""
+def iter_image_paths(inputs: list[str], videos: bool = False) -> list[str]:
+    """Expand folders (recursively, sorted) into image files (and video files when ``videos``);
+    plain files are kept as given."""
+    suffixes = IMAGE_SUFFIXES + (VIDEO_SUFFIXES if videos else ())
     out: list[str] = []
     for s in inputs:
         p = Path(s)
         if p.is_dir():
             out.extend(
-                str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+                str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in suffixes
             )
         else:
             out.append(s)
