@@ -1,0 +1,106 @@
+"""Video analysis end to end on seeded synthetic clips."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from verity.core.types import CLASSES
+from verity.ops.temporal import count_dips, flicker_energies, landmark_jitter
+from verity.video.track import FaceTracker
+
+
+def test_spliced_region_yields_segment_at_the_right_time(splice_result):
+    v = splice_result.verdict
+    assert v.segments, v.explanation
+    s = v.segments[0]
+    # the patch is in the frames 2.0 <= t < 4.0; samples every 0.5 s
+    assert abs(s.start - 2.0) < 0.01 and abs(s.end - 4.0) < 0.01, s
+    assert s.label == "edited" and "noise_inconsistency" in s.sources
+    ta = v.finding("temporal_anomaly")
+    assert ta.score > 0.8 and "2.0" in ta.evidence[0]
+    assert v.verdict == "edited"
+    assert "2.0-4.0 s" in v.explanation
+
+
+def test_clean_video_has_no_segment(clean_result):
+    v = clean_result.verdict
+    assert not v.segments
+    assert v.verdict != "edited"
+    assert v.finding("temporal_anomaly").score < 0.5
+
+
+def test_json_document(splice_result):
+    d = json.loads(json.dumps(splice_result.verdict.to_dict()))
+    assert set(d["probabilities"]) == set(CLASSES)
+    assert d["segments"] and {"start", "end", "score", "label", "reason", "sources"} <= set(d["segments"][0])
+    assert d["tracks"] == []
+    vid = d["video"]
+    assert vid["container"] == "MP4" and vid["frames_sampled"] == 12 and vid["sample_fps"] == 2.0
+    tl = vid["timeline"]
+    assert len(tl["times"]) == 12 and all(len(s) == 12 for s in tl["series"].values())
+    assert "noise_inconsistency" in tl["series"] and len(tl["keyframes"]["learned_semantic"]) == 3
+    assert d["image"]["format"] == "MP4" and len(d["image"]["sha256"]) == 64
+    assert len(splice_result.thumbnails) == 12 and splice_result.thumbnails[0][1][:2] == b"\xff\xd8"
+
+
+def test_face_is_tracked_and_scored(face_result):
+    v = face_result.verdict
+    assert len(v.tracks) == 1, [t.to_dict() for t in v.tracks]
+    t = v.tracks[0]
+    assert len(t.times) >= 7 and t.score is not None  # found in (nearly) every sampled frame
+    xs = [b[0] for b in t.boxes]
+    assert xs[-1] - xs[0] > 200  # it moved across the frame
+    assert t.temporal["flicker_samples"] >= 3 and t.temporal["jitter_samples"] >= 3
+    assert v.finding("face_manipulation").score is not None
+    assert v.finding("face_flicker").score is not None and v.finding("landmark_jitter").score is not None
+    assert v.finding("blink").score is None and "--fps" in v.finding("blink").evidence[0]
+    assert len(v.faces) == 1
+
+
+def test_flickering_face_scores_higher_than_a_steady_one(video_dir, analyzer, astronaut_face, face_result):
+    from verity.video.synth import SynthSpec, write_video
+
+    p = write_video(video_dir / "flicker.mp4", SynthSpec(seconds=4, fps=25, face=astronaut_face, face_flicker=12, seed=2))
+    flick = analyzer.analyze(p).verdict
+    steady = face_result.verdict
+    r1 = flick.tracks[0].temporal["flicker_ratio"]
+    r0 = steady.tracks[0].temporal["flicker_ratio"]
+    assert r1 > 2 * r0 and r1 > 2.0, (r0, r1)
+    assert flick.finding("face_flicker").score > 0.5 > steady.finding("face_flicker").score
+    assert "flickers" in flick.finding("face_flicker").evidence[0]
+
+
+def test_tracker_keeps_identities_across_gaps_and_jumps():
+    tr = FaceTracker(max_missed=2)
+    a = lambda x: {"box": (x, 10.0, x + 50.0, 70.0)}  # noqa: E731
+    b = lambda x: {"box": (x, 200.0, x + 60.0, 270.0)}  # noqa: E731
+    assert tr.update([a(0), b(300)]) == [1, 2]
+    assert tr.update([b(310), a(60)]) == [2, 1]  # a moved more than its width: centre gating
+    assert tr.update([b(320)]) == [2]  # a missing once
+    assert tr.update([a(120), b(330)]) == [1, 2]
+    for _ in range(3):
+        tr.update([])
+    assert tr.update([a(0)]) == [3]  # a long gap starts a new track
+    assert [len(t.obs) for t in tr.tracks()] == [3, 4, 1]
+
+
+def test_temporal_ops():
+    lm = np.array([[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]], float)
+    # smooth motion (translation and a linear drift) has no second difference
+    assert landmark_jitter(lm, lm + 5, lm + 10) < 1e-9
+    noisy = lm + np.random.default_rng(0).normal(0, 4, lm.shape)
+    assert landmark_jitter(lm, noisy, lm) > 0.05
+    r = np.random.default_rng(1)
+    base = r.integers(0, 255, (120, 160)).astype(np.uint8)
+    same = flicker_energies(base, base, base, (40, 30, 100, 90))
+    assert same is not None and same[0] < 1e-6 and same[1] < 1e-6
+    cur = base.copy()
+    cur[45:85, 55:90] = np.clip(cur[45:85, 55:90].astype(int) + 30, 0, 255)
+    face, ring = flicker_energies(base, cur, base, (40, 30, 100, 90))
+    assert face > 5 * max(ring, 0.1)
+    v = np.ones(40)
+    v[[10, 25]] = 0.5
+    assert count_dips(v) == [10, 25]
