@@ -205,24 +205,25 @@ def _sampler(decoded: Iterator[tuple[float, Any]], to_rgb, to_luma, fps: float, 
     """Pick the first decoded frame at or after each sampling instant; attach neighbour lumas."""
     step = 1.0 / fps
     next_t = 0.0
-    prev_luma = None
+    prev_frame = None  # converted to luma only when it turns out to precede a sampled frame
     pending: SampledFrame | None = None
     k = 0
     for t, frame in decoded:
         t = t - start_t
         if max_seconds is not None and t >= max_seconds:
             break
-        luma = _rotate(to_luma(frame), rotation)
         if pending is not None:
-            pending.next_luma = luma
+            pending.next_luma = _rotate(to_luma(frame), rotation)
             yield pending
             pending = None
         if t + 1e-6 >= next_t:
+            prev_luma = _rotate(to_luma(prev_frame), rotation) if prev_frame is not None else None
+            luma = _rotate(to_luma(frame), rotation)
             pending = SampledFrame(k, max(0.0, t), _rotate(to_rgb(frame), rotation), luma, prev_luma)
             k += 1
             while next_t <= t + 1e-6:
                 next_t += step
-        prev_luma = luma
+        prev_frame = frame
     if pending is not None:
         yield pending
 
