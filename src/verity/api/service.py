@@ -45,7 +45,8 @@ def public_document(rec: Record) -> dict[str, Any]:
     doc["id"] = rec.id
     doc["created_at"] = rec.created_at
     doc["filename"] = rec.filename
-    doc["urls"] = urls_for(rec.id, rec.heatmaps, len(doc.get("faces") or []), doc.get("video") is not None)
+    video = doc.get("video") is not None  # a video's faces are described, not cropped (frames are not kept)
+    doc["urls"] = urls_for(rec.id, rec.heatmaps, 0 if video else len(doc.get("faces") or []), video)
     return doc
 
 
@@ -272,7 +273,7 @@ def render_face(store: Store, rec: Record, n: int, limits: Any) -> bytes | None:
     from verity.report.render import png_bytes
 
     faces = rec.result.get("faces") or []
-    if not 0 <= n < len(faces):
+    if not 0 <= n < len(faces) or rec.result.get("video") is not None:
         return None
     name = f"face-{n}.png"
     cached = store.cache_path(rec.id, name)

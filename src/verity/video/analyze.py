@@ -644,9 +644,11 @@ def _c2pa_finding(data: bytes, container: str) -> Finding | None:
     det = cls()
     sample = Sample(data=data, pixels=np.zeros((1, 1, 3), np.uint8), format=mime)
     try:
-        return det.run(sample)
+        f = det.run(sample)
     except Exception as e:  # noqa: BLE001
         return det.abstain(f"C2PA check failed: {type(e).__name__}: {e}")
+    f.evidence = [e.replace("the image", "the video").replace("The image", "The video") for e in f.evidence]
+    return f
 
 
 _DEFAULT: VideoAnalyzer | None = None
