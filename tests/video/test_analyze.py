@@ -104,3 +104,31 @@ def test_temporal_ops():
     v = np.ones(40)
     v[[10, 25]] = 0.5
     assert count_dips(v) == [10, 25]
+
+
+def test_face_replaced_for_part_of_the_video_yields_a_segment(video_dir, analyzer):
+    """A self-blended version of the same face (one real face, no second person) in 1.5-3.0 s."""
+    import cv2
+
+    from tests.conftest import photo
+    from verity.face.detect import detect_faces
+    from verity.face.sbi import self_blend
+    from verity.video.synth import SynthSpec, write_video
+
+    face = cv2.resize(photo("astronaut")[20:220, 130:300], (170, 200), interpolation=cv2.INTER_AREA)
+    frame = np.full((360, 640, 3), 120, np.uint8)
+    frame[30:230, 100:270] = face
+    lm = detect_faces(frame)[0].landmarks - np.array([100, 30])
+    blended = self_blend(face, lm, np.random.default_rng(0)).image
+    p = write_video(video_dir / "partial.mp4", SynthSpec(seconds=4.5, fps=25, face=face, face_alt=blended,
+                                                          face_alt_span=(1.5, 3.0), seed=2))
+    v = analyzer.analyze(p).verdict
+    assert len(v.tracks) == 1
+    t = v.tracks[0]
+    assert t.temporal["median_score"] < 0.5 < t.score
+    a, b = t.temporal["suspicious_stretch"]
+    assert abs(a - 1.5) < 0.05 and abs(b - 3.0) < 0.05
+    seg = next(s for s in v.segments if s.label == "face_manipulated")
+    assert abs(seg.start - 1.5) < 0.05 and abs(seg.end - 3.0) < 0.05 and seg.sources == ["track 1"]
+    f = v.finding("face_manipulation")
+    assert f.score == t.score and "part of the video" in f.evidence[0]

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per file (JSON Lines)")
     p.add_argument("--html", metavar="REPORT.html", help="write a self-contained HTML report")
     p.add_argument("--heatmaps", metavar="DIR", help="write each heatmap as a PNG overlay into DIR")
-    p.add_argument("--detectors", metavar="A,B", help="run only these detectors (see `verity detectors`)")
+    p.add_argument("--detectors", metavar="A,B", help="run only these detectors on images (see `verity detectors`; videos: --frame-detectors)")
     p.add_argument("--max-mb", type=float, default=100.0, help="largest file accepted, MB (default 100)")
     p.add_argument("--max-mp", type=float, default=100.0, help="largest image accepted, megapixels (default 100)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")

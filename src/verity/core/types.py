@@ -249,7 +249,9 @@ class Track:
     scores : list of float or None
         Face-manipulation score in each frame (``None`` when the face was too small to score).
     score : float or None
-        The track's score (median of its frame scores), ``None`` when no frame was scored.
+        The track's score: the median of its frame scores, or the median over its most suspicious stretch
+        of at least 3 consecutive samples all scoring 0.5 or more when that is higher; ``None`` when no
+        frame was scored.
     temporal : dict
         Temporal measurements of the track (flicker ratio, landmark jitter, blinks), see docs/schema.md.
     evidence : list of str

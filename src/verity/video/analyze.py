@@ -45,8 +45,10 @@ MIN_FACE = 40
 #: Hand-set fusion weights of the video-only findings (not fitted: no face-swap video to fit on).
 VIDEO_WEIGHTS: dict[str, float] = {"temporal_anomaly": 1.0, "face_flicker": 0.6, "landmark_jitter": 0.5, "blink": 0.3}
 #: A frame-level score flags a sample when it reaches this and exceeds the video's median by ANOMALY_RISE.
-ANOMALY_LEVEL = 0.6
-ANOMALY_RISE = 0.2
+ANOMALY_LEVEL = 0.65
+ANOMALY_RISE = 0.25
+#: Least number of consecutive suspicious samples that can raise a face track's score above its median.
+RUN_MIN = 3
 #: Sampling rate below which blinks (0.1 to 0.4 s) are mostly missed.
 BLINK_MIN_FPS = 8.0
 
@@ -211,6 +213,7 @@ class VideoAnalyzer:
         kf = max(0, opt.keyframes)
         key_idx = {int((k + 0.5) * n_est / kf) for k in range(kf)} if n_est and kf else ({0} if kf else set())
         times: list[float] = []
+        preview_w = 640 if n_est <= 600 else 320  # long or densely sampled videos: smaller previews
 
         def add(t: float, fs: list[Finding]) -> None:
             for f in fs:
@@ -246,7 +249,7 @@ class VideoAnalyzer:
                         timings[k] = timings.get(k, 0.0) + v
                     errors.extend(f"{e} (frame at {fr.time:.2f} s)" for e in errs)
                 thumbs.append((fr.time, _jpeg(fr.rgb, 160, 75)))
-                previews.append((fr.time, _jpeg(fr.rgb, 640, 82)))
+                previews.append((fr.time, _jpeg(fr.rgb, preview_w, 82)))
                 if fut is not None:
                     obs, err, dt_faces = fut.result()
                     if err:
@@ -278,8 +281,15 @@ class VideoAnalyzer:
         tracks = _build_tracks(tracker.tracks(), opt.fps)
         findings: list[Finding] = []
         findings.extend(self._aggregate(frame_findings, peak_ev))
-        segs_frame = _anomaly_segments(series, self.frame_pipe, self.key_pipe, dt, duration)
-        findings.append(_temporal_anomaly(segs_frame, series, len(times)))
+        # series compared with their own baseline: every frame detector, and every face track's score
+        anomaly_series: dict[str, tuple[str, list[tuple[float, float | None]]]] = {}
+        for name, vals in series.items():
+            labels = _det_labels(name, self.frame_pipe)
+            if labels and len(vals) == len(times):  # key-frame detectors: too few samples for a baseline
+                anomaly_series[name] = (labels[0], vals)
+        # (face tracks are not added: a partly replaced face already raises its track's score, see _build_tracks)
+        segs_frame = _anomaly_segments(anomaly_series, dt, duration)
+        findings.append(_temporal_anomaly(segs_frame, anomaly_series, len(times)))
         findings.extend(_face_findings(tracks, self.face_reason, opt.faces, dt, duration))
         findings.extend(_temporal_findings(tracks, opt))
         c2 = _c2pa_finding(reader.data, info.container)
@@ -304,6 +314,7 @@ class VideoAnalyzer:
                               manipulation_score=t.score, evidence=list(t.evidence)))
             t.temporal.pop("_landmarks", None)
             t.temporal.pop("_det_score", None)
+            t.temporal.pop("_eyes", None)
         timings["total"] = time.perf_counter() - t_start
         timeline = {
             "times": [round(t, 3) for t in times],
@@ -391,9 +402,21 @@ def _build_tracks(states, fps: float) -> list[Track]:
         obs = st.obs
         scores = [o.get("score") for o in obs]
         scored = [s for s in scores if s is not None]
-        tr = Track(id=st.id, times=[o["t"] for o in obs], boxes=[o["box"] for o in obs], scores=scores,
-                   score=float(np.median(scored)) if scored else None)
-        temporal: dict[str, Any] = {"frames": len(obs), "scored_frames": len(scored)}
+        median = float(np.median(scored)) if scored else None
+        # a face replaced for part of the video: the median of its most suspicious stretch of at least
+        # RUN_MIN consecutive samples all scoring >= 0.5, when that is higher than the whole track's median
+        run = None
+        for a, b in _runs([s is not None and s >= 0.5 for s in scores], max_gap=0):
+            if b - a + 1 >= RUN_MIN:
+                m = float(np.median([s for s in scores[a : b + 1] if s is not None]))
+                if run is None or m > run[0]:
+                    run = (m, obs[a]["t"], obs[b]["t"])
+        score = median if run is None or median is None or run[0] <= median else run[0]
+        tr = Track(id=st.id, times=[o["t"] for o in obs], boxes=[o["box"] for o in obs], scores=scores, score=score)
+        temporal: dict[str, Any] = {"frames": len(obs), "scored_frames": len(scored),
+                                    "median_score": None if median is None else round(median, 4)}
+        if run is not None and score == run[0]:
+            temporal["suspicious_stretch"] = [round(run[1], 3), round(run[2] + 1.0 / fps, 3)]
         fl = [o["flicker"] for o in obs if o.get("flicker")]
         if len(fl) >= 3:
             face = float(np.median([a for a, _ in fl]))
@@ -416,6 +439,12 @@ def _build_tracks(states, fps: float) -> list[Track]:
         span = f"{tr.start:.1f}-{tr.end + 1.0 / fps:.1f} s"
         if tr.score is None:
             tr.evidence.append(f"Face track {tr.id} ({span}, {len(obs)} frame(s)) was never large enough to score (needs {MIN_FACE} px).")
+        elif "suspicious_stretch" in temporal:
+            a, b = temporal["suspicious_stretch"]
+            tr.evidence.append(
+                f"Face track {tr.id} ({span}) looks blended from {a:.1f} to {b:.1f} s: median face-manipulation score "
+                f"{tr.score:.2f} there (more blended-looking than 99% of real calibration faces), against {median:.2f} "
+                "over the whole track: the face may have been replaced for part of the video.")
         else:
             hi = max(scored)
             tr.evidence.append(
@@ -453,12 +482,10 @@ def _det_labels(name: str, *pipes) -> list[str]:
     return []
 
 
-def _anomaly_segments(series, frame_pipe, key_pipe, dt: float, duration: float) -> list[Segment]:
+def _anomaly_segments(series: dict[str, tuple[str, list[tuple[float, float | None]]]], dt: float,
+                      duration: float) -> list[Segment]:
     out = []
-    for name, vals in series.items():
-        labels = _det_labels(name, frame_pipe)
-        if not labels:  # keyframe-only detectors have too few samples for a baseline
-            continue
+    for name, (label, vals) in series.items():
         sc = [s for _, s in vals if s is not None]
         if len(sc) < 4:
             continue
@@ -466,12 +493,19 @@ def _anomaly_segments(series, frame_pipe, key_pipe, dt: float, duration: float) 
         flags = [s is not None and s >= ANOMALY_LEVEL and s - base >= ANOMALY_RISE for _, s in vals]
         if sum(flags) > len(flags) / 2:  # a majority cannot rise above the median
             continue
+        # hysteresis: a run grows into neighbouring samples that are raised by half as much
+        weak = [s is not None and s >= ANOMALY_LEVEL and s - base >= ANOMALY_RISE / 2 for _, s in vals]
         for a, b in _runs(flags):
+            while a > 0 and weak[a - 1]:
+                a -= 1
+            while b + 1 < len(vals) and weak[b + 1]:
+                b += 1
             peak = max(s for _, s in vals[a : b + 1] if s is not None)
             t0, t1 = vals[a][0], min(duration, vals[b][0] + dt)
+            what = f"the face-manipulation score of face {name}" if name.startswith("track ") else name
             out.append(Segment(
-                start=t0, end=max(t1, t0 + 1e-3), score=float(peak), label=labels[0],
-                reason=f"{name} rises from the video's baseline {base:.2f} to {peak:.2f} between {t0:.1f} and {t1:.1f} s, "
+                start=t0, end=max(t1, t0 + 1e-3), score=float(peak), label=label,
+                reason=f"{what} rises from the video's baseline {base:.2f} to {peak:.2f} between {t0:.1f} and {t1:.1f} s, "
                        "while the rest of the video stays near the baseline",
                 sources=[name]))
     return out
@@ -484,21 +518,27 @@ def _temporal_anomaly(segs: list[Segment], series, n_frames: int) -> Finding:
                        evidence=[f"Only {n_frames} frame(s) sampled: too few to compare frames with each other."])
     if not segs:
         return Finding(detector=name, score=0.45, labels=["edited"], kind="temporal",
-                       evidence=[f"No frame-level score rose well above the video's own baseline over {n_frames} sampled frames."],
+                       evidence=[f"No frame-level score rose well above the video's own baseline over "
+                                 f"{n_frames} sampled frames."],
                        details={"segments": 0})
     best = max(segs, key=lambda s: s.score)
-    vals = [s for _, s in series[best.sources[0]] if s is not None]
+    src = best.sources[0]
+    vals = [s for _, s in series[src][1] if s is not None]
     base = float(np.median(vals))
     score = min(0.97, 0.5 + (best.score - base))
-    label = best.label
-    ev = [f"Between {best.start:.1f} and {best.end:.1f} s {best.sources[0]} rises from the video's baseline {base:.2f} "
-          f"to {best.score:.2f} and falls back: something in those frames differs from the rest of the video "
-          "(e.g. a region spliced into some frames only)."]
+    if src.startswith("track "):
+        ev = [f"Between {best.start:.1f} and {best.end:.1f} s the face-manipulation score of face {src} rises from its "
+              f"own baseline {base:.2f} to {best.score:.2f} and falls back: the face looks blended in those frames only "
+              "(a face replaced for part of the video)."]
+    else:
+        ev = [f"Between {best.start:.1f} and {best.end:.1f} s {src} rises from the video's baseline {base:.2f} "
+              f"to {best.score:.2f} and falls back: something in those frames differs from the rest of the video "
+              "(e.g. a region spliced into some frames only)."]
     if len(segs) > 1:
         ev.append(f"{len(segs) - 1} more such stretch(es).")
-    return Finding(detector=name, score=score, labels=[label], kind="temporal", evidence=ev,
+    return Finding(detector=name, score=score, labels=[best.label], kind="temporal", evidence=ev,
                    details={"segments": len(segs), "baseline": round(base, 4), "peak": round(best.score, 4),
-                            "source": best.sources[0], "start": round(best.start, 3), "end": round(best.end, 3)})
+                            "source": src, "start": round(best.start, 3), "end": round(best.end, 3)})
 
 
 def _track_segments(tr: Track, dt: float, duration: float) -> list[Segment]:

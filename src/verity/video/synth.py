@@ -39,6 +39,9 @@ class SynthSpec:
         Frames with ``start <= t < end`` carry a pasted patch whose noise is ``splice_noise`` grey levels.
     face : ndarray (h, w, 3) uint8 or None
         A picture moved left to right across the upper half.
+    face_alt, face_alt_span : ndarray (same shape as ``face``) and (start, end) seconds, optional
+        Frames with ``start <= t < end`` show ``face_alt`` instead of ``face`` (e.g. a self-blended
+        version of the same face: a forgery made from one real face, no second person).
     face_flicker : float
         Standard deviation of an independent brightness offset added to the inner face (the middle of
         the picture) in every frame (simulates a face re-synthesised frame by frame).
@@ -51,6 +54,8 @@ class SynthSpec:
     splice_noise: float = 14.0
     face: np.ndarray | None = None
     face_flicker: float = 0.0
+    face_alt: np.ndarray | None = None
+    face_alt_span: tuple[float, float] | None = None
     seed: int = 0
 
 
@@ -81,7 +86,8 @@ def frames(spec: SynthSpec) -> Iterator[np.ndarray]:
             fh, fw = face.shape[:2]
             fx = int(w * 0.05 + (w - fw - w * 0.1) * t / max(spec.seconds, 1e-6))
             fy = int(h * 0.08)
-            region = face.copy()
+            alt = spec.face_alt is not None and spec.face_alt_span and spec.face_alt_span[0] <= t < spec.face_alt_span[1]
+            region = np.asarray(spec.face_alt, np.float32).copy() if alt else face.copy()
             if spec.face_flicker:  # the inner face only, as a swap replaces it
                 region[int(fh * 0.25) : int(fh * 0.8), int(fw * 0.2) : int(fw * 0.8)] += rng.normal(0, spec.face_flicker)
             img[fy : fy + fh, fx : fx + fw] = region
