@@ -132,3 +132,32 @@ def test_face_replaced_for_part_of_the_video_yields_a_segment(video_dir, analyze
     assert abs(seg.start - 1.5) < 0.05 and abs(seg.end - 3.0) < 0.05 and seg.sources == ["track 1"]
     f = v.finding("face_manipulation")
     assert f.score == t.score and "part of the video" in f.evidence[0]
+
+
+def test_opencv_backend_gives_the_same_segment(splice_video):
+    from verity.video.analyze import VideoAnalyzer, VideoOptions
+
+    v = VideoAnalyzer(VideoOptions(backend="opencv", faces=False, keyframes=0)).analyze(splice_video).verdict
+    assert v.video["backend"] == "opencv"
+    assert v.segments and abs(v.segments[0].start - 2.0) < 0.01 and abs(v.segments[0].end - 4.0) < 0.01
+
+
+@pytest.mark.data
+def test_real_face_photo_moving_is_one_unsuspicious_track(shared_data, video_dir, analyzer):
+    """A real studio portrait from ../shared/data moved across the frame: one track, no face segment."""
+    import cv2
+    from PIL import Image
+
+    from verity.video.synth import SynthSpec, write_video
+
+    src = sorted((shared_data / "faces" / "frl_london").glob("*.jpg"))
+    if not src:
+        pytest.skip("no frl_london faces in the shared data")
+    face = np.asarray(Image.open(src[0]).convert("RGB"))
+    face = cv2.resize(face, (180, 180), interpolation=cv2.INTER_AREA)
+    p = write_video(video_dir / "real_face.mp4", SynthSpec(seconds=4, fps=25, face=face, seed=5))
+    v = analyzer.analyze(p).verdict
+    assert len(v.tracks) == 1 and len(v.tracks[0].times) >= 7
+    assert v.tracks[0].score is not None and v.tracks[0].score < 0.5
+    assert not [s for s in v.segments if s.label == "face_manipulated"]
+    assert v.verdict != "face_manipulated"
