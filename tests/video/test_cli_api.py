@@ -35,7 +35,7 @@ def test_cli_broken_video_one_line(splice_video, tmp_path, capsys):
     rc = main(["analyze", str(bad)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 3
-    assert len(err) == 1 and err[0].startswith(f"verity: {bad}: MP4 file is broken") and "moov" in err[0]
+    assert len(err) == 1 and err[0].startswith(f"verity: {bad}: MP4 file is truncated: ") and "moov" in err[0]
 
 
 def test_folder_with_images_videos_and_junk(splice_video, tmp_path, capsys):
@@ -113,3 +113,18 @@ def make_client_video(tmp_path):
     yield make
     for c in clients:
         c.__exit__(None, None, None)
+
+
+def test_media_data_cut_short_is_analysed_up_to_the_cut(video_dir, capsys):
+    from verity.video.decode import mp4_structure_problem
+    from verity.video.synth import SynthSpec, write_video
+
+    p = write_video(video_dir / "fs.mp4", SynthSpec(seconds=4, fps=25, size=(320, 180), seed=8), faststart=True)
+    data = p.read_bytes()
+    cut = video_dir / "fs_cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    assert mp4_structure_problem(cut.read_bytes()) is None  # the index is intact
+    rc = main(["analyze", "--json", "-q", str(cut)])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 0 and 1 <= d["video"]["frames_sampled"] < 8
+    assert any("frames stop at" in e for e in d["errors"])

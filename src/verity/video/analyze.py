@@ -271,6 +271,12 @@ class VideoAnalyzer:
             )
         if decode_error:
             errors.append(f"video: {decode_error}; the frames decoded before it were analysed")
+        else:
+            last = float(getattr(reader, "last_time", times[-1])) - float(getattr(reader, "start", 0.0))
+            expected = min(info.duration, opt.max_seconds)
+            if info.duration > 0 and last < expected - max(1.0, 2.0 / opt.fps):
+                errors.append(f"video: frames stop at {max(last, times[-1]):.1f} s of the {info.duration:.1f} s the "
+                              "container declares (media data cut short?); the frames before were analysed")
         analysed = times[-1] + 1.0 / opt.fps
         duration = info.duration if info.duration > 0 else analysed
         if info.duration > opt.max_seconds:

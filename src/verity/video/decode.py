@@ -92,7 +92,7 @@ def mp4_structure_problem(data: bytes) -> tuple[str, str] | None:
         typ = data[pos + 4 : pos + 8].decode("latin-1")
         if size == 1:
             if pos + 16 > n:
-                return "truncated", f"the file is truncated inside the '{typ}' box header at byte {pos}"
+                return "truncated", f"it ends inside the '{typ}' box header at byte {pos}"
             size = int.from_bytes(data[pos + 8 : pos + 16], "big")
         elif size == 0:
             size = n - pos
@@ -102,14 +102,13 @@ def mp4_structure_problem(data: bytes) -> tuple[str, str] | None:
         if pos + size > n:
             if "moov" not in seen or typ == "moov":
                 return "truncated", (
-                    f"the file is truncated: the '{typ}' box at byte {pos} declares {size} bytes but only "
-                    f"{n - pos} are present, and the 'moov' box (the index of the frames) is "
-                    + ("cut off" if typ == "moov" else "missing")
+                    f"the '{typ}' box at byte {pos} declares {size} bytes but only {n - pos} are present, and "
+                    "the 'moov' box (the index of the frames) is " + ("cut off" if typ == "moov" else "missing")
                 )
             return None  # index complete, media data cut short: decodable up to the cut
         pos += size
     if "moov" not in seen:
-        return "truncated", "the 'moov' box (the index of the frames) is missing: the file is truncated or was never finalised"
+        return "truncated", "the 'moov' box (the index of the frames) is missing: the file was cut short or never finalised"
     return None
 
 
@@ -166,7 +165,7 @@ def open_video(source: str | os.PathLike | bytes, limits: Limits = DEFAULT_LIMIT
     if src.container in ("MP4", "MOV"):
         problem = mp4_structure_problem(src.data)
         if problem:
-            raise InputError(f"{src.container} file is broken: {problem[1]}", problem[0])
+            raise InputError(f"{src.container} file is {problem[0]}: {problem[1]}", problem[0])
     backend = backend or ("pyav" if have_pyav() else "opencv")
     reader = _PyAVReader(src, limits) if backend == "pyav" else _OpenCVReader(src, limits)
     return reader

@@ -98,8 +98,9 @@ def frames(spec: SynthSpec) -> Iterator[np.ndarray]:
         yield np.clip(img, 0, 255).astype(np.uint8)
 
 
-def write_video(path: str | Path, spec: SynthSpec, codec: str = "libx264", crf: int = 18) -> Path:
-    """Encode ``spec`` to ``path`` (container from the suffix: .mp4, .mkv, .avi...)."""
+def write_video(path: str | Path, spec: SynthSpec, codec: str = "libx264", crf: int = 18, faststart: bool = False) -> Path:
+    """Encode ``spec`` to ``path`` (container from the suffix: .mp4, .mkv, .avi...); ``faststart``
+    puts an MP4's ``moov`` index before the media data."""
     path = Path(path)
     w, h = spec.size
     try:
@@ -109,7 +110,7 @@ def write_video(path: str | Path, spec: SynthSpec, codec: str = "libx264", crf: 
     if av is not None:
         from fractions import Fraction
 
-        with av.open(str(path), "w") as c:
+        with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as c:
             st = c.add_stream(codec, rate=Fraction(spec.fps).limit_denominator(1001))
             st.width, st.height, st.pix_fmt = w, h, "yuv420p"
             if codec == "libx264":
@@ -126,6 +127,8 @@ def write_video(path: str | Path, spec: SynthSpec, codec: str = "libx264", crf: 
            "-r", str(spec.fps), "-i", "-", "-c:v", codec, "-pix_fmt", "yuv420p"]
     if codec == "libx264":
         cmd += ["-crf", str(crf), "-preset", "veryfast"]
+    if faststart:
+        cmd += ["-movflags", "faststart"]
     proc = subprocess.Popen(cmd + [str(path)], stdin=subprocess.PIPE)
     assert proc.stdin is not None
     for img in frames(spec):
