@@ -11,6 +11,8 @@ from verity.core.types import CLASSES
 from verity.ops.temporal import count_dips, flicker_energies, landmark_jitter
 from verity.video.track import FaceTracker
 
+pytestmark = pytest.mark.xdist_group("video")  # one worker: the clips and their analyses are shared
+
 
 def test_spliced_region_yields_segment_at_the_right_time(splice_result):
     v = splice_result.verdict

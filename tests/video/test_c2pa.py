@@ -10,6 +10,8 @@ from verity.provenance import c2pa as prov  # noqa: E402
 from verity.video.analyze import VideoAnalyzer, VideoOptions  # noqa: E402
 from verity.video.synth import SynthSpec, write_video  # noqa: E402
 
+pytestmark = pytest.mark.xdist_group("video")  # one worker: the clips and their analyses are shared
+
 
 @pytest.fixture(scope="module")
 def signed(video_dir):

@@ -8,6 +8,8 @@ import pytest
 
 from verity.cli.main import main
 
+pytestmark = pytest.mark.xdist_group("video")  # one worker: the clips and their analyses are shared
+
 
 def test_cli_video_json_and_html(splice_video, tmp_path, capsys):
     out = tmp_path / "r.html"

@@ -12,6 +12,8 @@ from verity.core.io import sniff_video
 from verity.video.decode import mp4_structure_problem, open_video
 from verity.video.synth import SynthSpec, write_video
 
+pytestmark = pytest.mark.xdist_group("video")  # one worker: the clips and their analyses are shared
+
 BACKENDS = ["opencv"] + (["pyav"] if importlib.util.find_spec("av") else [])
 
 

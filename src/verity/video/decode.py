@@ -265,15 +265,9 @@ class _PyAVReader(VideoReader):
         else:
             dur = 0.0
         self.start = float(st.start_time * st.time_base) if st.start_time is not None and st.time_base is not None else 0.0
+        # Display rotation (phone videos' display matrix) is not applied: frames are analysed as
+        # stored, like an image's stored pixels (boxes are in stored-frame pixels).
         rot = 0
-        try:
-            dm = st.side_data.get("DISPLAYMATRIX") if hasattr(st, "side_data") else None
-            if dm is not None:
-                rot = int(round(-float(dm))) % 360
-        except Exception:  # noqa: BLE001
-            rot = 0
-        if rot in (90, 270):
-            w, h = h, w
         self.info = VideoInfo(src.container, str(cc.name), w, h, fps, dur, int(st.frames) or None, rot, "pyav",
                               any(s.type == "audio" for s in self.container.streams))
         self.decode_error: str | None = None
