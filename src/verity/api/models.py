@@ -8,7 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Verdict = Literal["authentic", "ai_generated", "edited", "face_manipulated", "inconclusive"]
-Kind = Literal["provenance", "metadata", "compression", "noise", "copy-move", "frequency", "learned", "faces", "index"]
+Kind = Literal["provenance", "metadata", "compression", "noise", "copy-move", "frequency", "learned", "faces", "index",
+               "temporal"]
 
 _ID = "3f2a9c0e5b7d4e1f8a6b2c9d0e1f2a3b"
 
@@ -70,6 +71,28 @@ class AnalysisUrls(BaseModel):
     report: str = Field(description="Self-contained HTML report (download).")
     heatmaps: dict[str, str] = Field(description="Detector name to PNG overlay URL.")
     faces: list[str] = Field(description="PNG crop URL of each face, in the order of `faces`.")
+    timeline: str | None = Field(None, description="Videos only: SVG of the scores over time with thumbnails.")
+
+
+class SegmentOut(BaseModel):
+    start: float = Field(description="Seconds from the start of the video.")
+    end: float
+    score: float
+    label: str
+    reason: str
+    sources: list[str]
+
+
+class TrackOut(BaseModel):
+    id: int
+    start: float
+    end: float
+    score: float | None = Field(description="Median face-manipulation score over the track's frames.")
+    times: list[float]
+    boxes: list[list[float]]
+    scores: list[float | None]
+    temporal: dict[str, Any] = Field(description="Flicker ratio, landmark jitter, blinks (docs/schema.md).")
+    evidence: list[str]
 
 
 _EXAMPLE = {
@@ -120,6 +143,9 @@ class Analysis(BaseModel):
     image: dict[str, Any]
     findings: list[FindingOut]
     faces: list[FaceOut]
+    segments: list[SegmentOut] = Field(default_factory=list, description="Videos: suspicious stretches, most suspicious first.")
+    tracks: list[TrackOut] = Field(default_factory=list, description="Videos: faces followed across frames.")
+    video: dict[str, Any] | None = Field(None, description="Videos only: container, codec, duration, sampling, timeline.")
     errors: list[str]
     warnings: list[str] = Field(default_factory=list, description="E.g. only frame 1 of an animation was analysed.")
     timings: dict[str, float]

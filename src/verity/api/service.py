@@ -25,15 +25,18 @@ FACE_SIDE = 256
 THUMB_SIDE = 160
 
 
-def urls_for(analysis_id: str, heatmaps: list[str], n_faces: int) -> dict[str, Any]:
+def urls_for(analysis_id: str, heatmaps: list[str], n_faces: int, video: bool = False) -> dict[str, Any]:
     base = f"/v1/analyses/{analysis_id}"
-    return {
+    out = {
         "self": base,
         "image": f"{base}/image",
         "report": f"{base}/report.html",
         "heatmaps": {name: f"{base}/heatmaps/{name}.png" for name in heatmaps},
         "faces": [f"{base}/faces/{n}.png" for n in range(n_faces)],
     }
+    if video:
+        out["timeline"] = f"{base}/timeline.svg"
+    return out
 
 
 def public_document(rec: Record) -> dict[str, Any]:
@@ -42,7 +45,8 @@ def public_document(rec: Record) -> dict[str, Any]:
     doc["id"] = rec.id
     doc["created_at"] = rec.created_at
     doc["filename"] = rec.filename
-    doc["urls"] = urls_for(rec.id, rec.heatmaps, len(doc.get("faces") or []))
+    video = doc.get("video") is not None  # a video's faces are described, not cropped (frames are not kept)
+    doc["urls"] = urls_for(rec.id, rec.heatmaps, 0 if video else len(doc.get("faces") or []), video)
     return doc
 
 
@@ -134,11 +138,51 @@ class Analyzer:
         except InputError as e:
             raise input_error(e) from None
 
+    def _video_analyzer(self) -> Any:
+        va = getattr(self._local, "video", None)
+        if va is None:
+            va = self._local.video = self.settings.make_video_analyzer()
+        return va
+
+    def analyze_video_sync(self, data: bytes, label: str | None) -> Record:
+        """Analyse a video upload and store it with its poster frame, timeline and report."""
+        from verity.core.errors import InputError
+        from verity.report.html import ReportItem, render_html
+        from verity.report.timeline import timeline_svg
+
+        try:
+            res = self._video_analyzer().analyze(data, name=None, limits=self.limits)
+        except InputError as e:
+            raise input_error(e) from None
+        verdict = res.verdict
+        analysis_id = new_id()
+        result = verdict.to_dict()
+        poster_t = verdict.segments[0].start if verdict.segments else 0.0
+        poster = res.preview_at(poster_t)
+        fmt = str(verdict.image.get("format") or "video")
+        stored = self.store.save_files(analysis_id, fmt, data, {}, poster[1] if poster else b"")
+        self.store.write_cache(analysis_id, "timeline.svg", timeline_svg(verdict, res.thumbnails).encode("utf-8"))
+        title = f"verity report: {label or analysis_id}"
+        report = render_html([ReportItem(path=label or analysis_id, verdict=verdict, video=res)], title=title)
+        self.store.write_cache(analysis_id, "report.html", report.encode("utf-8"))
+        rec = Record(
+            id=analysis_id, created_at=now_iso(), filename=label, sha256=str(verdict.image.get("sha256")),
+            format=fmt, bytes=len(data), verdict=str(result["verdict"]), confidence=float(result["confidence"]),
+            stored_name=stored, heatmaps=[], result=result,
+        )
+        self.store.insert(rec)
+        return rec
+
     def analyze_sync(self, data: bytes, filename: str | None) -> Record:
         """Decode (content sniffed, limits applied), analyse, store; runs in a worker thread."""
+        from verity.core.io import sniff_video
         from verity.report.render import display_image, jpeg_bytes
 
         label = clean_filename(filename)
+        if len(data) > self.settings.max_upload_bytes:
+            raise ApiError(413, "too_large", f"upload is over the {fmt_size(self.settings.max_upload_bytes)} limit")
+        if sniff_video(data[:512]):
+            return self.analyze_video_sync(data, label)
         sample = self.decode(data, None)  # schema: `path` is null for uploads
         verdict = self._pipeline().analyze(sample)
         analysis_id = new_id()
@@ -229,7 +273,7 @@ def render_face(store: Store, rec: Record, n: int, limits: Any) -> bytes | None:
     from verity.report.render import png_bytes
 
     faces = rec.result.get("faces") or []
-    if not 0 <= n < len(faces):
+    if not 0 <= n < len(faces) or rec.result.get("video") is not None:
         return None
     name = f"face-{n}.png"
     cached = store.cache_path(rec.id, name)
@@ -298,9 +342,21 @@ def verdict_from_document(doc: dict[str, Any], heatmaps: dict[str, np.ndarray]) 
     )
 
 
+def render_timeline(store: Store, rec: Record) -> bytes | None:
+    """The SVG timeline of a video analysis (written when it was analysed), else None."""
+    p = store.cache_path(rec.id, "timeline.svg")
+    return p.read_bytes() if p.is_file() else None
+
+
 def render_report(store: Store, rec: Record, limits: Any) -> str:
     """The self-contained HTML report of one stored analysis."""
     from verity.report.html import ReportItem, render_html
+
+    if rec.result.get("video") is not None:  # written when the video was analysed (frames are not kept)
+        p = store.cache_path(rec.id, "report.html")
+        if not p.is_file():
+            raise ApiError(404, "not_found", "the stored report of this video analysis is missing from the data folder")
+        return p.read_text(encoding="utf-8")
 
     sample = load_sample(store, rec, limits)
     verdict = verdict_from_document(rec.result, store.all_heatmaps(rec))

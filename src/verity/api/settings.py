@@ -54,6 +54,10 @@ class Settings:
     pipeline_factory : callable or None
         Builds the object whose ``analyze(sample)`` returns a :class:`~verity.core.types.Verdict`;
         called once per worker thread. Default: ``verity.pipeline.Pipeline(detectors)``.
+    video_factory : callable, optional
+        Builds the object whose ``analyze(data, name=..., limits=...)`` returns a
+        :class:`~verity.video.analyze.VideoResult` for video uploads; called once per worker thread.
+        Default: ``verity.video.analyze.VideoAnalyzer()`` (2 frames per second).
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -65,6 +69,7 @@ class Settings:
     max_queue: int = 32
     detectors: Sequence[str] | None = None
     pipeline_factory: Callable[[], Any] | None = None
+    video_factory: Callable[[], Any] | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser()
@@ -91,3 +96,10 @@ class Settings:
         from verity.pipeline import Pipeline
 
         return Pipeline(list(self.detectors) if self.detectors else None)
+
+    def make_video_analyzer(self) -> Any:
+        if self.video_factory is not None:
+            return self.video_factory()
+        from verity.video.analyze import VideoAnalyzer
+
+        return VideoAnalyzer()

@@ -32,7 +32,9 @@ from typing import Any
 import numpy as np
 
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
-EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "TIFF": "tif", "BMP": "bmp", "GIF": "gif"}
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "TIFF": "tif", "BMP": "bmp", "GIF": "gif",
+              "MP4": "mp4", "MOV": "mov", "MATROSKA": "mkv", "AVI": "avi", "MPEG-TS": "ts", "MPEG-PS": "mpg",
+              "FLV": "flv", "ASF": "asf", "OGG": "ogv"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS analyses (

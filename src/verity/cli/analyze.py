@@ -117,22 +117,30 @@ def write_text_atomic(path: Path, text: str) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "analyze",
-        help="analyse images: verdict, probabilities, evidence, heatmaps",
-        description="Analyse one or more images (files or folders). Prints a verdict per image: "
-        "authentic, ai_generated, edited, face_manipulated or inconclusive.",
+        help="analyse images and videos: verdict, probabilities, evidence, heatmaps, suspicious segments",
+        description="Analyse one or more images or videos (files or folders). Prints a verdict per file: "
+        "authentic, ai_generated, edited, face_manipulated or inconclusive. Videos (MP4, MOV, MKV/WebM, AVI, "
+        "MPEG-TS...) are sampled at --fps frames per second; faces are tracked across frames and the most "
+        "suspicious segments are listed with their start and end times.",
         epilog="Exit codes: 0 all analysed, 2 usage error, 3 one or more inputs could not be read "
         "(the others are still analysed and reported). With --json each result is written as one "
         "line as soon as it is ready, so a killed run keeps every line it wrote.",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image or video files, or folders")
     p.add_argument("--json", action="store_true", help="print one JSON object per file (JSON Lines)")
     p.add_argument("--html", metavar="REPORT.html", help="write a self-contained HTML report")
     p.add_argument("--heatmaps", metavar="DIR", help="write each heatmap as a PNG overlay into DIR")
-    p.add_argument("--detectors", metavar="A,B", help="run only these detectors (see `verity detectors`)")
+    p.add_argument("--detectors", metavar="A,B", help="run only these detectors on images (see `verity detectors`; videos: --frame-detectors)")
     add_limit_arguments(p)
     p.add_argument("--trust-anchors", metavar="PEM", help="root certificates (PEM) that make a C2PA signer Trusted "
                    "(default $VERITY_C2PA_TRUST_ANCHORS)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    v = p.add_argument_group("videos")
+    v.add_argument("--fps", type=float, default=2.0, help="frames sampled per second of video (default 2)")
+    v.add_argument("--max-seconds", type=float, default=600.0,
+                   help="analyse at most this many seconds from the start of each video (default 600)")
+    v.add_argument("--frame-detectors", metavar="A,B",
+                   help="image detectors run on every sampled frame (default noise_inconsistency,learned_npr,upsampling)")
     p.set_defaults(func=run)
 
 
@@ -173,9 +181,20 @@ def _human(v, out) -> None:
         out.write(f"  {mark} [{f.kind}] {f.detector} {f.score:.2f}{tail}: {first}\n")
         for e in f.evidence[1:3]:
             out.write(f"      {e}\n")
-    for n, face in enumerate(v.faces):
-        ms = "n/a" if face.manipulation_score is None else f"{face.manipulation_score:.2f}"
-        out.write(f"  face {n + 1} at {[round(c) for c in face.box]}: manipulation {ms}\n")
+    if v.video is not None:
+        vi = v.video
+        out.write(f"  video: {vi.get('container')} {vi.get('codec')} {vi.get('width')}x{vi.get('height')}, "
+                  f"{vi.get('duration', 0):.1f} s at {vi.get('fps', 0):.3g} fps; {vi.get('frames_sampled')} frames sampled "
+                  f"at {vi.get('sample_fps'):g}/s\n")
+        for seg in v.segments:
+            out.write(f"  segment {seg.start:.1f}-{seg.end:.1f} s  {seg.label} {seg.score:.2f}: {seg.reason}\n")
+        for t in v.tracks:
+            ms = "n/a" if t.score is None else f"{t.score:.2f}"
+            out.write(f"  face track {t.id} {t.start:.1f}-{t.end:.1f} s ({len(t.times)} frames): manipulation {ms}\n")
+    else:
+        for n, face in enumerate(v.faces):
+            ms = "n/a" if face.manipulation_score is None else f"{face.manipulation_score:.2f}"
+            out.write(f"  face {n + 1} at {[round(c) for c in face.box]}: manipulation {ms}\n")
     for e in v.errors:
         out.write(f"  ? {e}\n")
 
@@ -192,15 +211,38 @@ def _safe_stem(path: str, used: set[str]) -> str:
     return stem
 
 
+def _video_analyzer(args: argparse.Namespace):
+    from verity.video.analyze import FRAME_DETECTORS, VideoAnalyzer, VideoOptions
+
+    frame = FRAME_DETECTORS
+    if args.frame_detectors:
+        frame = tuple(d.strip() for d in args.frame_detectors.split(",") if d.strip())
+    return VideoAnalyzer(VideoOptions(fps=args.fps, max_seconds=args.max_seconds, frame_detectors=frame))
+
+
+def _analyze_video(analyzer, path: str, limits, bar: bool):
+    if not bar:
+        return analyzer.analyze(path, limits=limits)
+    from tqdm import tqdm
+
+    with tqdm(desc=Path(path).name[:30], unit="frame", file=sys.stderr, leave=False) as pb:
+        def progress(done: int, total: int) -> None:
+            if total and pb.total != total:
+                pb.total = total
+            pb.update(done - pb.n)
+
+        return analyzer.analyze(path, limits=limits, progress=progress)
+
+
 def run(args: argparse.Namespace) -> int:
     from verity.cli.main import EXIT_INPUT, EXIT_OK, EXIT_USAGE
     from verity.core.errors import InputError
     from verity.core.io import iter_image_paths, load_sample
     from verity.pipeline import Pipeline
 
-    paths = iter_image_paths(args.paths)
+    paths = iter_image_paths(args.paths, videos=True)
     if not paths:
-        sys.stderr.write("verity analyze: no image files found in the given folders\n")
+        sys.stderr.write("verity analyze: no image or video files found in the given folders\n")
         return EXIT_USAGE
     if args.trust_anchors:
         import os
@@ -209,6 +251,15 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"verity analyze: --trust-anchors {args.trust_anchors}: no such file\n")
             return EXIT_USAGE
         os.environ["VERITY_C2PA_TRUST_ANCHORS"] = str(Path(args.trust_anchors).resolve())
+    if not args.fps > 0 or args.fps > 60:
+        sys.stderr.write("verity analyze: --fps must be in (0, 60]\n")
+        return EXIT_USAGE
+    if not args.max_seconds > 0:
+        sys.stderr.write("verity analyze: --max-seconds must be positive\n")
+        return EXIT_USAGE
+    from verity.video.decode import is_video
+
+    video_analyzer = None
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()] if args.detectors else None
     limits = limits_from_args(args)
     try:
@@ -230,19 +281,42 @@ def run(args: argparse.Namespace) -> int:
         it = tqdm(paths, desc="analysing", unit="img", file=sys.stderr)
     from verity.report.html import ReportItem, render_item
 
+    def unreadable(path: str, e: InputError) -> None:
+        """One line on stderr, an error record in the JSON Lines and the report."""
+        sys.stderr.write(f"verity: {path}: {e}\n")
+        if args.json:
+            from verity import SCHEMA_VERSION
+
+            write_line(json.dumps({"schema_version": SCHEMA_VERSION, "path": path, "verdict": None,
+                                   "error": {"code": e.code, "message": str(e)}}))
+        if args.html:
+            report_items.append(render_item(ReportItem(path=path, error=str(e)), len(report_items)))
+
     for path in it:
+        if is_video(path):
+            try:
+                if video_analyzer is None:
+                    video_analyzer = _video_analyzer(args)
+                res = _analyze_video(video_analyzer, path, limits, not args.quiet and sys.stderr.isatty())
+            except KeyError as e:
+                sys.stderr.write(f"verity analyze: {e.args[0]}\n")
+                return EXIT_USAGE
+            except InputError as e:
+                failed += 1
+                unreadable(path, e)
+                continue
+            if args.json:
+                write_line(json.dumps(res.verdict.to_dict()))
+            else:
+                _human(res.verdict, sys.stdout)
+            if args.html:
+                report_items.append(render_item(ReportItem(path=path, verdict=res.verdict, video=res), len(report_items)))
+            continue
         try:
             sample = load_sample(path, limits=limits)
         except InputError as e:
             failed += 1
-            sys.stderr.write(f"verity: {path}: {e}\n")
-            if args.json:
-                from verity import SCHEMA_VERSION
-
-                write_line(json.dumps({"schema_version": SCHEMA_VERSION, "path": path, "verdict": None,
-                                       "error": {"code": e.code, "message": str(e)}}))
-            if args.html:
-                report_items.append(render_item(ReportItem(path=path, error=str(e)), len(report_items)))
+            unreadable(path, e)
             continue
         v = pipe.analyze(sample)
         heat_paths: dict[str, str] = {}

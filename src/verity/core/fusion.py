@@ -380,9 +380,13 @@ def _pcts(p: dict[str, float]) -> str:
 
 def explain(
     verdict: str, probabilities: dict[str, float], findings: list[Finding], model: FusionModel,
-    decision: Decision | None = None,
+    decision: Decision | None = None, intervals: bool = True,
 ) -> str:
-    """One paragraph built from the evidence that moved the verdict most (and the provenance rule)."""
+    """One paragraph built from the evidence that moved the verdict most (and the provenance rule).
+
+    ``intervals=False`` leaves out the calibration interval (for verdicts the calibration does not
+    describe, such as a video's).
+    """
     if decision is not None and decision.decided_by == "provenance" and decision.rule:
         r = decision.rule
         who = "" if r.get("trusted") else " (an untrusted signer's declaration: anyone can sign one)"
@@ -392,7 +396,7 @@ def explain(
             f"{str(r.get('sentence', '')).rstrip('.')}. The detectors alone gave: {_pcts(decision.fused_probabilities)}."
         )
     # calibration intervals describe the fused probabilities; after the provenance rule they no longer apply
-    text = _explain_fusion(verdict, probabilities, findings, model, intervals=not (decision and decision.rule))
+    text = _explain_fusion(verdict, probabilities, findings, model, intervals=intervals and not (decision and decision.rule))
     if decision is not None and decision.rule and decision.rule.get("likelihood_ratios"):
         r = decision.rule
         lr = ", ".join(

@@ -26,6 +26,17 @@ from verity.core.types import Sample
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
 #: File name suffixes picked up when a folder is given.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+#: Video containers recognised by :func:`sniff_video` (decoded by :mod:`verity.video`).
+VIDEO_FORMATS = ("MP4", "MOV", "MATROSKA", "AVI", "MPEG-TS", "MPEG-PS", "FLV", "ASF", "OGG")
+#: Video file name suffixes picked up when a folder is given.
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
+                  ".flv", ".3gp", ".3g2", ".wmv", ".asf", ".ogv")
+#: ``ftyp`` brands of still-image formats in the ISO media file format (not videos).
+_IMAGE_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis", b"crx ")
+#: Video container name -> MIME type.
+VIDEO_MIME = {"MP4": "video/mp4", "MOV": "video/quicktime", "MATROSKA": "video/x-matroska", "AVI": "video/x-msvideo",
+              "MPEG-TS": "video/mp2t", "MPEG-PS": "video/mpeg", "FLV": "video/x-flv", "ASF": "video/x-ms-asf",
+              "OGG": "video/ogg"}
 
 
 #: Environment variables that override the built-in default limits (flags override them in turn).
@@ -100,10 +111,6 @@ class Limits:
 #: The built-in defaults (environment variables not applied).
 DEFAULT_LIMITS = Limits(max_bytes=100 * 1024 * 1024, max_pixels=100_000_000, max_frames=10_000)
 
-#: Video containers, recognised only to refuse them with a clear line until video support lands.
-_VIDEO_BRANDS_STILL = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"mif1", b"msf1", b"avif", b"avis")
-
-
 def sniff_format(data: bytes) -> str | None:
     """Return the container format from the first bytes, or ``None`` when unknown.
 
@@ -127,33 +134,35 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def sniff_other(data: bytes) -> str | None:
-    """Name a container verity recognises but does not analyse (video, HEIF/AVIF), else ``None``.
+def sniff_video(data: bytes) -> str | None:
+    """Return the video container (one of :data:`VIDEO_FORMATS`) from the first bytes, or ``None``.
 
     Parameters
     ----------
     data : bytes
-        At least the first 16 bytes of a file.
+        At least the first 400 bytes of a file (MPEG-TS needs three 188-byte packets).
     """
-    if data[4:8] == b"ftyp":
+    if len(data) >= 12 and data[4:8] == b"ftyp":
         brand = data[8:12]
-        if brand in _VIDEO_BRANDS_STILL:
-            return "HEIF/AVIF image"
-        return "QuickTime/MOV video" if brand == b"qt  " else "MP4 video"
+        if brand in _IMAGE_BRANDS:
+            return None
+        return "MOV" if brand == b"qt  " else "MP4"
+    if len(data) >= 8 and data[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"):
+        return "MOV"
     if data[:4] == b"\x1a\x45\xdf\xa3":
-        return "Matroska/WebM video"
-    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
-        return "AVI video"
-    if data[:3] == b"FLV":
-        return "FLV video"
-    if data[:4] == b"\x30\x26\xb2\x75":
-        return "ASF/WMV video"
-    if data[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"):
-        return "MPEG video"
+        return "MATROSKA"
+    if data[:4] == b"RIFF" and data[8:12] in (b"AVI ", b"AVIX"):
+        return "AVI"
     if len(data) >= 377 and data[0] == 0x47 and data[188] == 0x47 and data[376] == 0x47:
-        return "MPEG-TS video"
-    if data[4:8] in (b"moov", b"mdat", b"wide", b"free"):
-        return "QuickTime/MOV video"
+        return "MPEG-TS"
+    if data[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"):
+        return "MPEG-PS"
+    if data[:3] == b"FLV":
+        return "FLV"
+    if data[:16] == bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c"):
+        return "ASF"
+    if data[:4] == b"OggS":
+        return "OGG"
     return None
 
 
@@ -371,17 +380,19 @@ def _decode(data: bytes, *, path: str | None, limits: Limits) -> Sample:
         raise InputError(f"file is truncated: only {len(data)} bytes, the start of an image signature", "truncated")
     fmt = sniff_format(data[:16])
     if fmt is None:
-        other = sniff_other(data[:400])
-        if other:
-            what = "video is" if other.endswith("video") else f"{other.split(' ')[0]} images are"
-            article = "an" if other[0] in "AEIMO" else "a"
+        video = sniff_video(data[:512])
+        if video:
+            raise InputError(f"is a video ({video}), not an image (`verity analyze` reads videos)", "is_video")
+        if data[4:8] == b"ftyp" and data[8:12] in _IMAGE_BRANDS:
             raise InputError(
-                f"{what} not supported yet (this is {article} {other}; verity analyses JPEG, PNG, WebP, "
-                "TIFF, BMP and GIF images)",
+                "HEIF/AVIF images are not supported yet (verity analyses JPEG, PNG, WebP, TIFF, BMP and GIF "
+                "images and videos)",
                 "unsupported_format",
             )
         raise InputError(
-            "not a supported image (content is not JPEG, PNG, WebP, TIFF, BMP or GIF)", "not_an_image"
+            "not a supported image or video (content is not JPEG, PNG, WebP, TIFF, BMP, GIF or a video "
+            "container: MP4, MOV, Matroska/WebM, AVI, MPEG-TS/PS, FLV, ASF, Ogg)",
+            "not_an_image",
         )
     if fmt == "PNG":
         data_for_pillow, n_pruned = prune_png_ancillary(data)
@@ -672,14 +683,16 @@ def read_exif(sample: Sample) -> dict[int, Any]:
         return {}
 
 
-def iter_image_paths(inputs: list[str]) -> list[str]:
-    """Expand folders (recursively, sorted) into image files; plain files are kept as given."""
+def iter_image_paths(inputs: list[str], videos: bool = False) -> list[str]:
+    """Expand folders (recursively, sorted) into image files (and video files when ``videos``);
+    plain files are kept as given."""
+    suffixes = IMAGE_SUFFIXES + (VIDEO_SUFFIXES if videos else ())
     out: list[str] = []
     for s in inputs:
         p = Path(s)
         if p.is_dir():
             out.extend(
-                str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+                str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in suffixes
             )
         else:
             out.append(s)

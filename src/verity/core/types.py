@@ -26,6 +26,7 @@ KINDS: tuple[str, ...] = (
     "learned",
     "faces",
     "index",
+    "temporal",
 )
 
 
@@ -198,8 +199,97 @@ class Face:
 
 
 @dataclass
+class Segment:
+    """A stretch of a video that looks suspicious (``Verdict.segments``, most suspicious first).
+
+    Attributes
+    ----------
+    start, end : float
+        Seconds from the start of the video.
+    score : float
+        Peak suspicion in [0, 1] inside the segment.
+    label : str
+        The class from :data:`CLASSES` the suspicion speaks for.
+    reason : str
+        One sentence saying which signal rose and by how much.
+    sources : list of str
+        The series (detector names, ``track N``) that flagged it.
+    """
+
+    start: float
+    end: float
+    score: float
+    label: str
+    reason: str = ""
+    sources: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": round(float(self.start), 3),
+            "end": round(float(self.end), 3),
+            "score": round(float(self.score), 4),
+            "label": self.label,
+            "reason": self.reason,
+            "sources": list(self.sources),
+        }
+
+
+@dataclass
+class Track:
+    """One face followed across the sampled frames of a video (``Verdict.tracks``).
+
+    Attributes
+    ----------
+    id : int
+        1-based, in order of first appearance.
+    times : list of float
+        Seconds of the sampled frames the face was found in.
+    boxes : list of (x0, y0, x1, y1)
+        Face box in each of those frames (display pixels).
+    scores : list of float or None
+        Face-manipulation score in each frame (``None`` when the face was too small to score).
+    score : float or None
+        The track's score: the median of its frame scores, or the median over its most suspicious stretch
+        of at least 3 consecutive samples all scoring 0.5 or more when that is higher; ``None`` when no
+        frame was scored.
+    temporal : dict
+        Temporal measurements of the track (flicker ratio, landmark jitter, blinks), see docs/schema.md.
+    evidence : list of str
+    """
+
+    id: int
+    times: list[float] = field(default_factory=list)
+    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
+    scores: list[float | None] = field(default_factory=list)
+    score: float | None = None
+    temporal: dict[str, Any] = field(default_factory=dict)
+    evidence: list[str] = field(default_factory=list)
+
+    @property
+    def start(self) -> float:
+        return self.times[0] if self.times else 0.0
+
+    @property
+    def end(self) -> float:
+        return self.times[-1] if self.times else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": int(self.id),
+            "start": round(float(self.start), 3),
+            "end": round(float(self.end), 3),
+            "score": None if self.score is None else round(float(self.score), 4),
+            "times": [round(float(t), 3) for t in self.times],
+            "boxes": [[round(float(v), 1) for v in b] for b in self.boxes],
+            "scores": [None if s is None else round(float(s), 4) for s in self.scores],
+            "temporal": _jsonable(self.temporal),
+            "evidence": list(self.evidence),
+        }
+
+
+@dataclass
 class Verdict:
-    """The result of analysing one sample."""
+    """The result of analysing one sample (an image, or a whole video)."""
 
     verdict: str
     probabilities: dict[str, float]
@@ -223,6 +313,12 @@ class Verdict:
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: What a reader must know about the analysis itself (e.g. only frame 1 of an animation was analysed).
     warnings: list[str] = field(default_factory=list)
+    #: Videos only: suspicious stretches, most suspicious first.
+    segments: list[Segment] = field(default_factory=list)
+    #: Videos only: faces tracked across the sampled frames.
+    tracks: list[Track] = field(default_factory=list)
+    #: Videos only: duration, frame rate, codec, the sampled timeline (see docs/schema.md).
+    video: dict[str, Any] | None = None
 
     @property
     def confidence(self) -> float:
@@ -285,6 +381,9 @@ class Verdict:
                 for f in self.findings
             ],
             "faces": [face.to_dict() for face in self.faces],
+            "segments": [seg.to_dict() for seg in self.segments],
+            "tracks": [t.to_dict() for t in self.tracks],
+            **({"video": _jsonable(self.video)} if self.video is not None else {}),
             "errors": list(self.errors),
             "warnings": list(self.warnings),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},

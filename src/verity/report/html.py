@@ -9,6 +9,8 @@ import html
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from typing import Any
+
 from verity.core.types import CLASSES, Sample, Verdict
 from verity.report.render import display_image, heatmap_png, jpeg_bytes
 
@@ -29,6 +31,8 @@ class ReportItem:
     verdict: Verdict | None = None
     sample: Sample | None = None
     error: str | None = None
+    #: a :class:`verity.video.analyze.VideoResult` for videos (thumbnails and previews)
+    video: Any = None
 
 
 def _data_uri(data: bytes, mime: str) -> str:
@@ -58,6 +62,9 @@ main{max-width:1200px;margin:0 auto;padding:16px}
 .f.hot{border-color:#c0392b}.f.cool{border-color:#1b7f3b}.f.abs{color:#8a909a}
 .toggles label{display:inline-block;margin:4px 10px 4px 0;font-size:13px;cursor:pointer}
 .err{color:#c0392b;font-weight:600}.warn{background:#fff8e1;border:1px solid #f3d27a;border-radius:6px;padding:6px 10px}.meta{font-size:12px;color:#68707d}
+.timeline{max-width:100%;height:auto;display:block;margin:8px 0}
+table.segs{border-collapse:collapse;font-size:13px;margin:6px 0}table.segs td,table.segs th{padding:3px 8px;
+border-bottom:1px solid #e6e8ec;text-align:left;vertical-align:top}
 """
 
 JS = """
@@ -123,7 +130,66 @@ def _bars(probs: dict[str, float], intervals: dict[str, dict] | None = None) -> 
     return "".join(out)
 
 
+def _side(v: Verdict) -> str:
+    groups: dict[str, list[str]] = {}
+    for f in sorted(v.findings, key=lambda f: -1 if f.score is None else -abs(f.score - 0.5)):
+        cls = {"hot": "hot", "cool": "cool", "abstain": "abs"}.get(finding_tone(v, f), "")
+        score = "abstained" if f.score is None else f"{f.score:.2f}"
+        role = (v.roles.get(f.detector) or {}).get("role")
+        if role in ("outweighed", "minor"):
+            score += " (not enough for a verdict)" if role == "outweighed" and v.verdict == "inconclusive" \
+                else f" ({ROLE_WORDS[role]})"
+        ev = "<br>".join(_esc(e) for e in f.evidence[:6]) or "&nbsp;"
+        groups.setdefault(f.kind, []).append(f'<div class="f {cls}"><b>{_esc(f.detector)}</b> {score}<br>{ev}</div>')
+    return "".join(f'<div class="kind">{_esc(kd)}</div>' + "".join(items) for kd, items in groups.items())
+
+
+def _video_html(i: int, item: ReportItem) -> str:
+    from verity.report.timeline import timeline_svg
+
+    v, res = item.verdict, item.video
+    vi = v.video or {}
+    colour = VERDICT_COLOURS.get(v.verdict, "#555")
+    poster_t = v.segments[0].start if v.segments else 0.0
+    prev = res.preview_at(poster_t) if res is not None else None
+    poster = (f'<figure style="margin:0"><img src="{_data_uri(prev[1], "image/jpeg")}" alt="frame at {prev[0]:.2f} s" '
+              f'style="max-width:100%"><figcaption class="meta">frame at {prev[0]:.2f} s'
+              f'{" (start of the most suspicious segment)" if v.segments else ""}</figcaption></figure>') if prev else ""
+    rows = "".join(
+        f"<tr><td>{s.start:.1f}-{s.end:.1f} s</td><td>{_esc(s.label.replace('_', ' '))}</td><td>{s.score:.2f}</td>"
+        f"<td>{_esc(s.reason)}</td></tr>" for s in v.segments)
+    segs = (f'<table class="segs"><tr><th>segment</th><th>class</th><th>score</th><th>why</th></tr>{rows}</table>'
+            if rows else '<p class="meta">No suspicious segment.</p>')
+    trows = "".join(
+        f"<tr><td>track {t.id}</td><td>{t.start:.1f}-{t.end:.1f} s</td><td>{len(t.times)}</td>"
+        f"<td>{'n/a' if t.score is None else f'{t.score:.2f}'}</td><td>{_esc(' '.join(t.evidence[:1]))}</td></tr>"
+        for t in v.tracks)
+    tracks = (f'<table class="segs"><tr><th>face</th><th>seen</th><th>frames</th><th>score</th><th></th></tr>{trows}</table>'
+              if trows else '<p class="meta">No face tracked.</p>')
+    svg = timeline_svg(v, res.thumbnails if res is not None else None)
+    im = v.image
+    return f"""
+<section class="card" id="item{i}">
+  <h2 style="margin-top:0">{_esc(item.path)}</h2>
+  <p><span class="verdict" style="background:{colour}">{_esc(v.verdict.replace("_", " "))}</span>
+     <span class="meta">{_esc(vi.get("container"))} {_esc(vi.get("codec"))} {im.get("width")}x{im.get("height")},
+     {float(vi.get("duration") or 0):.1f} s, {vi.get("frames_sampled")} frames sampled at {vi.get("sample_fps")}/s,
+     {im.get("bytes")} bytes, sha256 {_esc(str(im.get("sha256", ""))[:16])}&hellip;</span></p>
+  <p>{_esc(v.explanation)}</p>
+  <h3 style="margin:8px 0 0;font-size:15px">Scores over time</h3>
+  {svg}
+  <div class="row">
+    <div class="imgcol"><h3 style="font-size:15px">Suspicious segments</h3>{segs}
+      <h3 style="font-size:15px">Face tracks</h3>{tracks}{poster}</div>
+    <div class="side">{_bars(v.probabilities)}{_side(v)}</div>
+  </div>
+  {"".join(f'<p class="err">{_esc(e)}</p>' for e in v.errors)}
+</section>"""
+
+
 def _item_html(i: int, item: ReportItem, max_side: int) -> str:
+    if item.verdict is not None and item.verdict.video is not None:
+        return _video_html(i, item)
     if item.verdict is None or item.sample is None:
         return (
             f'<section class="card"><h2>{_esc(item.path)}</h2>'
@@ -157,17 +223,7 @@ def _item_html(i: int, item: ReportItem, max_side: int) -> str:
             f'<div class="face" style="left:{100 * x0 / dw:.2f}%;top:{100 * y0 / dh:.2f}%;'
             f'width:{100 * (x1 - x0) / dw:.2f}%;height:{100 * (y1 - y0) / dh:.2f}%"><span>{_esc(lab)}</span></div>'
         )
-    groups: dict[str, list[str]] = {}
-    for f in sorted(v.findings, key=lambda f: -1 if f.score is None else -abs(f.score - 0.5)):
-        cls = {"hot": "hot", "cool": "cool", "abstain": "abs"}.get(finding_tone(v, f), "")
-        score = "abstained" if f.score is None else f"{f.score:.2f}"
-        role = (v.roles.get(f.detector) or {}).get("role")
-        if role in ("outweighed", "minor"):
-            score += " (not enough for a verdict)" if role == "outweighed" and v.verdict == "inconclusive" \
-                else f" ({ROLE_WORDS[role]})"
-        ev = "<br>".join(_esc(e) for e in f.evidence[:6]) or "&nbsp;"
-        groups.setdefault(f.kind, []).append(f'<div class="f {cls}"><b>{_esc(f.detector)}</b> {score}<br>{ev}</div>')
-    side = "".join(f'<div class="kind">{_esc(kd)}</div>' + "".join(items) for kd, items in groups.items())
+    side = _side(v)
     colour = VERDICT_COLOURS.get(v.verdict, "#555")
     slider = (
         '<label style="font-size:13px">opacity <input type="range" min="10" max="100" value="70"></label>'

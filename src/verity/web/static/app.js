@@ -271,10 +271,29 @@
     (doc.warnings || []).forEach(function (w) { warn.appendChild(el("p", { class: "warning", role: "note", text: w })); });
     warn.hidden = !(doc.warnings || []).length;
     renderBars(doc.probabilities || {}, doc.intervals || {});
+    renderTimeline(doc);
     renderViewer(doc);
     renderFindings(doc);
     renderMetadata(doc);
     renderCredentials(doc);
+  }
+
+  function renderTimeline(doc) {
+    var card = $("timeline-card"), list = $("segments");
+    clear(list);
+    if (!doc.video || !doc.urls.timeline) { card.hidden = true; $("timeline-img").removeAttribute("src"); return; }
+    card.hidden = false;
+    $("timeline-img").src = doc.urls.timeline;
+    var segs = doc.segments || [];
+    if (!segs.length) list.appendChild(el("li", { text: "None: no stretch of the video stands out." }));
+    segs.forEach(function (s) {
+      list.appendChild(el("li", { text: s.start.toFixed(1) + "\u2013" + s.end.toFixed(1) + " s \u00b7 " +
+        (CLASS_NAMES[s.label] || s.label) + " " + s.score.toFixed(2) + ": " + s.reason }));
+    });
+    var v = doc.video, tr = doc.tracks || [];
+    $("video-info").textContent = [v.container + " " + v.codec, v.width + "\u00d7" + v.height + " px",
+      (v.duration || 0).toFixed(1) + " s at " + (v.fps || 0).toFixed(3).replace(/\.?0+$/, "") + " fps",
+      v.frames_sampled + " frames sampled at " + v.sample_fps + "/s", tr.length + " face track(s)"].join(" \u00b7 ");
   }
 
   function renderBars(probs, intervals) {
