@@ -17,7 +17,7 @@ import sys
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INPUT, EXIT_MISSING, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 #: sub-command modules, in the order ``--help`` lists them
-COMMANDS = ("analyze", "demo", "detectors", "eval", "train", "lab", "index", "identity", "provenance", "serve")
+COMMANDS = ("analyze", "demo", "detectors", "eval", "train", "lab", "index", "identity", "provenance", "watermark", "serve")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -287,7 +287,7 @@ KNOWN_MARKS: dict[str, np.ndarray] = {
     "Stable Diffusion XL": np.array([int(c) for c in bin(0b101100111110110010010000011110111011000110011110)[2:]], np.uint8),
 }
 #: Report a known mark when its Bonferroni p-value (over marks and colour orders) is below this.
-KNOWN_P_THRESHOLD = 1e-6
+KNOWN_P_THRESHOLD = 1e-8
 
 
 @dataclass

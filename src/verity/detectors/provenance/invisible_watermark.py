@@ -1,0 +1,53 @@
+"""Known invisible watermarks of open-source diffusion pipelines (invisible-watermark 'dwtDct')."""
+
+from __future__ import annotations
+
+from verity.core.registry import Detector, register_detector
+from verity.core.types import Finding, Sample
+
+
+@register_detector
+class InvisibleWatermark(Detector):
+    """Looks for the fixed invisible watermarks that the public Stable Diffusion scripts embed with
+    the ``invisible-watermark`` package's 'dwtDct' method: "StableDiffusionV1" (SD 1.x txt2img),
+    "StableDiffusionV1-Inpainting", "SDV2" (SD 2.x) and the 48-bit SDXL pattern.
+
+    Reads the method without the package (:func:`verity.provenance.watermark.detect_known`): one
+    bit vote per 4x4 block of the U channel's Haar LL band, compared with each known message by a
+    two-proportion z-test (share of 1-votes in blocks assigned 1-bits vs 0-bits), Bonferroni over
+    the four messages and both colour orders. A p-value below 1e-8 gives ``ai_generated`` 0.97:
+    the pattern is a deliberate mark of a generator pipeline (on 221 unmarked real and SD photos
+    from the training data the smallest p-value was 4e-5; marked images give 1e-45 or less).
+    Otherwise it abstains: most generated images carry no such mark (web services and diffusers'
+    SD 1.x pipelines do not add it) and the mark does not survive JPEG re-compression, so its
+    absence says nothing.
+
+    Weight 2.0, as for generator metadata: a decoded generator mark is direct provenance, though
+    anyone can embed the published pattern into any image.
+    """
+
+    name = "invisible_watermark"
+    kind = "provenance"
+    labels = ("ai_generated",)
+    weight = 2.0
+
+    def accepts(self, sample: Sample) -> bool:
+        return min(sample.height, sample.width) >= 64
+
+    def run(self, sample: Sample) -> Finding:
+        from verity.provenance.watermark import KNOWN_P_THRESHOLD, detect_known
+
+        k = detect_known(sample.pixels)
+        details = {"best_mark": k.scores and min(k.scores, key=lambda s: s["log10_p"])["mark"],
+                   "log10_p": round(k.log10_p, 2), "z": round(k.z, 2), "bit_accuracy": k.bit_accuracy,
+                   "channel_order": k.channel_order}  # fmt: skip
+        if k.name is None:
+            return self.abstain(
+                f"No known generator watermark (best match p = {10 ** k.log10_p:.2g}, needs < {KNOWN_P_THRESHOLD:g}).",
+                **details,
+            )
+        s = (
+            f"The image carries the invisible watermark that {k.name} embeds (invisible-watermark 'dwtDct'; "
+            f"chance that an unmarked image matches this well: p = 1e{k.log10_p:.0f})."
+        )
+        return self.finding(0.97, [s], details=details)
