@@ -143,9 +143,16 @@ def texture_mask(y: np.ndarray, scale: float) -> np.ndarray:
     some mark, normalised to mean 1. ``scale`` = image pixels per canonical pixel."""
     import cv2
 
+    h, w = y.shape
+    small = y
+    if scale > 1.5:  # the mask is smooth: work near canonical resolution and scale back
+        small = cv2.resize(y, (max(round(w / scale), 8), max(round(h / scale), 8)), interpolation=cv2.INTER_AREA)
+        scale = 1.0
     s = max(scale, 0.5)
-    d = np.abs(y - cv2.GaussianBlur(y, (0, 0), 1.0 * s))
+    d = np.abs(small - cv2.GaussianBlur(small, (0, 0), 1.0 * s))
     act = cv2.GaussianBlur(d, (0, 0), 3.0 * s)
+    if small is not y:
+        act = cv2.resize(act, (w, h), interpolation=cv2.INTER_LINEAR)
     floor = max(float(np.median(act)) * 0.35, 0.6)
     m = np.sqrt(act + floor)
     m /= max(float(m.mean()), 1e-6)
@@ -208,29 +215,31 @@ def embed_chips(rgb: np.ndarray, tile: np.ndarray | None = None, psnr: float = 4
     mask = texture_mask(y, scale)
     target_rms = 255.0 / (10 ** (psnr / 20.0))
     # near black or white the mark would be clipped away on one side: spend its energy elsewhere
-    hr = np.minimum(img.min(axis=2), 255 - img.max(axis=2)).astype(np.float32)
-    hr = cv2.GaussianBlur(hr, (0, 0), 2.0 * max(scale, 0.5))
-    mask = mask * np.clip(hr / (2.5 * target_rms), 0.1, 1.0)
+    r_, g_, b_ = img[..., 0], img[..., 1], img[..., 2]
+    lo = cv2.min(cv2.min(r_, g_), b_)
+    hi = cv2.max(cv2.max(r_, g_), b_)
+    hr = cv2.min(lo, cv2.subtract(np.full_like(hi, 255), hi)).astype(np.float32)
+    hr = cv2.erode(hr, np.ones((3, 3), np.uint8))  # a cheap, conservative local minimum
+    mask = mask * np.clip(hr * (1.0 / (2.5 * target_rms)), 0.1, 1.0)
     if tile is None:
         tile = upsample(informed_chips(y, mask, chips, target_rms))
     reps = CANON // TILE
     canon = np.tile(tile, (reps, reps))
     pat = cv2.resize(canon, (w, h), interpolation=cv2.INTER_AREA if w < CANON or h < CANON else cv2.INTER_LINEAR)
-    delta = pat * mask
-    target_rms = 255.0 / (10 ** (psnr / 20.0))
+    delta = cv2.multiply(pat, mask)
     base = img.astype(np.float32)
-    gain = target_rms / max(float(np.sqrt(np.mean(delta * delta))), 1e-9)
+    gain = target_rms / max(math.sqrt(cv2.norm(delta, cv2.NORM_L2SQR) / delta.size), 1e-9)
     out = img
-    for _ in range(4):  # clipping at black/white removes some energy: top it up
-        d = (delta * gain)[..., None]
-        out = np.clip(np.rint(base + d), 0, 255).astype(np.uint8)
-        mse = float(np.mean((out.astype(np.float32) - base) ** 2))
+    got = float("inf")
+    for _ in range(3):  # clipping at black/white removes some energy: top it up
+        d = cv2.merge([delta * gain] * 3)
+        out = np.clip(np.rint(cv2.add(base, d)), 0, 255).astype(np.uint8)
+        mse = cv2.norm(out, img, cv2.NORM_L2SQR) / out.size
         got = 10 * math.log10(255.0**2 / max(mse, 1e-12))
         if got <= psnr + 0.15:
             break
         gain *= 10 ** ((got - psnr) / 20.0)
-    mse = float(np.mean((out.astype(np.float32) - base) ** 2))
-    return out, 10 * math.log10(255.0**2 / max(mse, 1e-12))
+    return out, got
 
 
 # ------------------------------------------------------------------------------------------ detection
@@ -272,23 +281,22 @@ def _axis_peaks(line: np.ndarray, lo: int, hi: int, k: int = 2) -> list[float]:
     return out
 
 
-def period_candidates(r: np.ndarray, k: int = 3) -> tuple[list[float], list[float]]:
+def period_candidates(r: np.ndarray, k: int = 3) -> tuple[list[float], list[float], list[float]]:
     """Candidate tile periods (canonical px) along x and y from the residual's autocorrelation:
     the k strongest peaks on each axis, plus the k strongest of the two axes summed (a crop that
     keeps the aspect ratio stretches both alike, and the sum is less noisy)."""
     n = r.shape[0]
-    f = np.fft.rfft2(r, s=(2 * n, 2 * n))
-    ac = np.fft.irfft2(f * np.conj(f), s=(2 * n, 2 * n))
     lo, hi = int(math.floor(PERIOD_RANGE[0])), int(math.ceil(PERIOD_RANGE[1]))
+    m = 768 if n + hi + 2 <= 768 else 2 * n  # padding beyond the largest lag searched avoids wrap-around
+    f = np.fft.rfft2(r, s=(m, m))
+    ac = np.fft.irfft2(f * np.conj(f), s=(m, m))
     # sum a few rows/cols around the axis (tolerates a slight shear), weight by overlap
     xs = ac[[0, 1, -1], :].sum(0)[: hi + 2]
     ys = ac[:, [0, 1, -1]].sum(1)[: hi + 2]
     norm = n - np.arange(hi + 2)
     xs, ys = xs / norm, ys / norm
     iso = _axis_peaks(xs / np.std(xs[lo:]) + ys / np.std(ys[lo:]), lo, hi, k)
-    px = _axis_peaks(xs, lo, hi, k) + iso
-    py = _axis_peaks(ys, lo, hi, k) + iso
-    return px, py
+    return _axis_peaks(xs, lo, hi, 2), _axis_peaks(ys, lo, hi, 2), iso
 
 
 def fold(r: np.ndarray, period_x: float, period_y: float) -> np.ndarray:
@@ -325,19 +333,16 @@ def log10_normal_sf(z: float) -> float:
 
 def synchronise(r: np.ndarray, pilot_tile: np.ndarray) -> SyncResult:
     """Find the tile period and offset that best match the pilot."""
-    px, py = period_candidates(r)
+    px, py, iso = period_candidates(r)
     nominal = float(TILE)
-    xs = list(dict.fromkeys([round(p, 2) for p in px] + [nominal]))
-    ys = list(dict.fromkeys([round(p, 2) for p in py] + [nominal]))
-    combos = [(a, b) for a in xs for b in ys]
+    combos = [(a, b) for a in px for b in py] + [(p, p) for p in iso] + [(nominal, nominal)]
+    combos = list(dict.fromkeys((round(a, 2), round(b, 2)) for a, b in combos))
     pf = np.conj(np.fft.fft2(pilot_tile))
 
     def score(a: float, b: float):
         tf = np.fft.fft2(fold(r, a, b))
         c = np.real(np.fft.ifft2(tf * pf))
-        med = float(np.median(c))
-        mad = float(np.median(np.abs(c - med))) * 1.4826
-        zmap = (c - med) / max(mad, 1e-12)
+        zmap = (c - c.mean()) / max(float(c.std()), 1e-12)
         i = int(np.argmax(zmap))
         return (float(zmap.flat[i]), a, b, i, zmap, tf)
 
@@ -345,7 +350,7 @@ def synchronise(r: np.ndarray, pilot_tile: np.ndarray) -> SyncResult:
     # refine the period: over a few tiles, a fraction of a pixel per period adds up to a chip
     for step in (0.5, 0.25):
         a0, b0 = best[1], best[2]
-        near = [(a0 + i * step, b0 + j * step) for i in (-1, 0, 1) for j in (-1, 0, 1) if i or j]
+        near = [(a0 + i * step, b0 + j * step) for i, j in ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (1, 1))]
         combos += near
         best = max([best] + [score(a, b) for a, b in near], key=lambda t: t[0])
     z, a, b, i, zmap, tf = best
