@@ -36,6 +36,8 @@ CHIPS = 32
 BAND_LO = 3.0
 #: Tile periods (canonical pixels) searched: crops that keep 70 % .. 105 % of a side.
 PERIOD_RANGE = (TILE * 0.95, TILE / 0.68)
+#: Step (canonical px) of the exhaustive search over aspect-preserving tile periods.
+ISO_STEP = 1.0
 #: Images smaller than this (either side) are refused for embedding and reported as unreadable.
 MIN_SIDE = 64
 
@@ -335,7 +337,10 @@ def synchronise(r: np.ndarray, pilot_tile: np.ndarray) -> SyncResult:
     """Find the tile period and offset that best match the pilot."""
     px, py, iso = period_candidates(r)
     nominal = float(TILE)
-    combos = [(a, b) for a in px for b in py] + [(p, p) for p in iso] + [(nominal, nominal)]
+    # autocorrelation peaks can be drowned by periodic image content: also try a grid of
+    # aspect-preserving crops (1 px steps of the period; the refinement below does the rest)
+    grid = [(float(p), float(p)) for p in np.arange(math.ceil(PERIOD_RANGE[0]), PERIOD_RANGE[1], ISO_STEP)]
+    combos = [(a, b) for a in px for b in py] + [(p, p) for p in iso] + [(nominal, nominal)] + grid
     combos = list(dict.fromkeys((round(a, 2), round(b, 2)) for a, b in combos))
     pf = np.conj(np.fft.fft2(pilot_tile))
 
