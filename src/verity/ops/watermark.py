@@ -391,17 +391,17 @@ DWTDCT_SCALE = 36.0
 
 
 def _yuv_u(rgb: np.ndarray, bgr_order: bool) -> np.ndarray:
-    """The U channel as OpenCV's COLOR_BGR2YUV computes it for uint8 input (offset 128).
+    """The U channel as OpenCV's COLOR_BGR2YUV gives it for uint8 input (offset 128, rounded), which
+    is what invisible-watermark sees when handed an 8-bit image.
 
     ``bgr_order`` False reads the array as invisible-watermark expects (the caller converted RGB to
     BGR first); True mimics pipelines that passed RGB arrays straight in.
     """
-    a = np.asarray(rgb, np.float32)
-    r, g, b = a[..., 0], a[..., 1], a[..., 2]
-    if bgr_order:
-        r, b = b, r
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    return 0.492 * (b - y) + 128.0
+    import cv2
+
+    a = np.ascontiguousarray(np.asarray(rgb)[..., :3], dtype=np.uint8)
+    code = cv2.COLOR_BGR2YUV if bgr_order else cv2.COLOR_RGB2YUV
+    return cv2.cvtColor(a, code)[..., 1].astype(np.float32)
 
 
 def _ll_blocks(u: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
