@@ -79,6 +79,20 @@ ATTACKS = {
 }
 
 
+#: harder than the targets, for the limits section (``--extra``)
+EXTRA = {
+    "jpeg30": lambda a, r: jpeg(a, 30),
+    "resize0.35": lambda a, r: resize(a, 0.35),
+    "crop25": lambda a, r: crop(a, 0.75, r),
+    "crop-width20": lambda a, r: a[:, int(a.shape[1] * 0.1) : int(a.shape[1] * 0.9)],
+    "resize0.5+crop10+jpeg75": lambda a, r: jpeg(crop(resize(a, 0.5), 0.9, r), 75),
+    "rotate1deg": lambda a, r: cv2.warpAffine(a, cv2.getRotationMatrix2D((a.shape[1] / 2, a.shape[0] / 2), 1.0, 1.0),
+                                               (a.shape[1], a.shape[0]), borderMode=cv2.BORDER_REFLECT),
+    "blur1.5": lambda a, r: cv2.GaussianBlur(a, (0, 0), 1.5),
+    "noise8": lambda a, r: np.clip(a + r.normal(0, 8, a.shape), 0, 255).astype(np.uint8),
+}
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return 10 * np.log10(255.0**2 / max(mse, 1e-12))
@@ -153,6 +167,9 @@ def fit(a, side):
 
 
 def robustness(args):
+    if args.extra:
+        ATTACKS.clear()
+        ATTACKS.update(EXTRA)
     imgs = load_photos(args.photos, args.n)
     ms = methods(args.methods)
     rows = []
@@ -257,6 +274,7 @@ def main() -> int:
     p.add_argument("--n", type=int, default=8, help="photos taken from --photos (default 8)")
     p.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
     p.add_argument("--methods", nargs="+", default=["verity", "rivaGan", "dwtDctSvd", "dwtDct"])
+    p.add_argument("--extra", action="store_true", help="harder attacks beyond the targets instead")
     p.add_argument("--json", help="write the per-image rows here")
     p.add_argument("--null", metavar="DIR", help="instead: false alarms on every image under DIR")
     p.add_argument("--speed", action="store_true", help="instead: 1 MP embed/detect timing")

@@ -255,7 +255,7 @@ def canonical_residual(y: np.ndarray) -> np.ndarray:
     h, w = y.shape
     interp = cv2.INTER_AREA if (h > CANON or w > CANON) else cv2.INTER_LINEAR
     c = cv2.resize(_u(y), (CANON, CANON), interpolation=interp)
-    r, den = _residual_parts(c)
+    r, _ = _residual_parts(c)
     return r
 
 
