@@ -308,9 +308,9 @@ def detect_known(rgb: np.ndarray) -> KnownMark:
     for order in (False, True):
         votes = wm.dwtdct_votes(a, bgr_order=order)
         for name, bits in KNOWN_MARKS.items():
-            z, acc, n = wm.dwtdct_match(votes, bits)
-            lp = min(0.0, wm.log10_normal_sf(z) + math.log10(n_tests)) if n else 0.0
-            scores.append({"mark": name, "order": "RGB-as-BGR" if order else "BGR", "z": round(z, 2),
+            t, lp1, acc, n = wm.dwtdct_match(votes, bits)
+            lp = min(0.0, lp1 + math.log10(n_tests)) if n else 0.0
+            scores.append({"mark": name, "order": "RGB-as-BGR" if order else "BGR", "z": round(t, 2),
                            "log10_p": round(lp, 2), "bit_accuracy": round(acc, 3), "blocks": n})  # fmt: skip
     best = min(scores, key=lambda s: s["log10_p"])
     hit = best["log10_p"] < math.log10(KNOWN_P_THRESHOLD)
