@@ -13,11 +13,11 @@ class InvisibleWatermark(Detector):
     "StableDiffusionV1-Inpainting", "SDV2" (SD 2.x) and the 48-bit SDXL pattern.
 
     Reads the method without the package (:func:`verity.provenance.watermark.detect_known`): one
-    bit vote per 4x4 block of the U channel's Haar LL band, compared with each known message by a
-    two-proportion z-test (share of 1-votes in blocks assigned 1-bits vs 0-bits), Bonferroni over
-    the four messages and both colour orders. A p-value below 1e-8 gives ``ai_generated`` 0.97:
-    the pattern is a deliberate mark of a generator pipeline (on 221 unmarked real and SD photos
-    from the training data the smallest p-value was 4e-5; marked images give 1e-45 or less).
+    bit vote per 4x4 block of the U channel's Haar LL band; per message bit, the share of 1-votes;
+    Welch's t-test between the shares of the message's 1-bits and 0-bits, Bonferroni over the four
+    messages and both colour orders. A p-value below 1e-8 gives ``ai_generated`` 0.97: the pattern
+    is a deliberate mark of a generator pipeline (marked images give 1e-16 or less; the unmarked
+    training data: docs/benchmarks/watermark.md).
     Otherwise it abstains: most generated images carry no such mark (web services and diffusers'
     SD 1.x pipelines do not add it) and the mark does not survive JPEG re-compression, so its
     absence says nothing.
