@@ -122,6 +122,14 @@ def run_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _p(log10_p: float) -> str:
+    """A p-value for people: 0.091, 2e-46, 1e-400 (no underflow to 0)."""
+    if log10_p > -4:
+        return f"{10 ** log10_p:.2g}"
+    m = 10 ** (log10_p - int(log10_p // 1))  # mantissa in [1, 10)
+    return f"{m:.0f}e{int(log10_p // 1)}"
+
+
 def run_detect(args: argparse.Namespace) -> int:
     import json
 
@@ -150,13 +158,13 @@ def run_detect(args: argparse.Namespace) -> int:
             print(json.dumps(row))
             continue
         if d.status == "marked":
-            line = f"{path}: WATERMARKED, message {d.message.hex()} (p = {d.p_value:.1g}: chance an unmarked image matches this well)"
+            line = f"{path}: WATERMARKED, message {d.message.hex()} (p = {_p(d.log10_p)}: chance an unmarked image matches this well)"
         elif d.status == "damaged":
-            line = (f"{path}: a verity watermark is present (p = {d.p_value:.1g}) but its message is damaged "
+            line = (f"{path}: a verity watermark is present (p = {_p(d.log10_p)}) but its message is damaged "
                     "beyond correction")  # fmt: skip
         else:
-            line = f"{path}: no verity watermark (best match p = {min(d.p_value, 1.0):.2g}, needs < {W.P_THRESHOLD:g})"
+            line = f"{path}: no verity watermark (best match p = {_p(d.log10_p)}, needs < {W.P_THRESHOLD:g})"
         print(line)
         if k.name:
-            print(f"  also carries the invisible watermark of {k.name} (invisible-watermark dwtDct, p = 1e{k.log10_p:.0f})")
+            print(f"  also carries the invisible watermark of {k.name} (invisible-watermark dwtDct, p = {_p(k.log10_p)})")
     return rc
