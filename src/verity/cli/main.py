@@ -25,7 +25,7 @@ from verity.exit_codes import (  # noqa: F401  (re-exported for the sub-commands
 
 #: sub-command modules, in the order ``--help`` lists them
 COMMANDS = (
-    "analyze", "scan", "demo", "detectors", "eval", "train", "corpus", "lab", "index", "identity", "provenance", "serve",
+    "analyze", "scan", "demo", "detectors", "eval", "train", "corpus", "lab", "index", "identity", "provenance", "watermark", "serve",
 )
 
 
