@@ -63,11 +63,21 @@ def _safe_stem(path: str, used: set[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     from verity.cli.main import EXIT_INPUT, EXIT_OK, EXIT_USAGE
     from verity.core.errors import InputError
-    from verity.core.io import Limits, iter_image_paths, load_sample
+    from verity.core.io import Limits, load_sample, scan_image_paths
     from verity.pipeline import Pipeline
 
-    paths = iter_image_paths(args.paths)
+    import math
+
+    for flag, v in (("--max-mb", args.max_mb), ("--max-mp", args.max_mp)):
+        if not (math.isfinite(v) and v > 0):
+            sys.stderr.write(f"verity analyze: {flag} must be a positive number, got {v:g}\n")
+            return EXIT_USAGE
+    paths, problems = scan_image_paths(args.paths)
+    for where, why in problems:
+        sys.stderr.write(f"verity: {where}: {why}\n")
     if not paths:
+        if problems:
+            return EXIT_INPUT
         sys.stderr.write("verity analyze: no image files found in the given folders\n")
         return EXIT_USAGE
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()] if args.detectors else None
@@ -81,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if heat_dir:
         heat_dir.mkdir(parents=True, exist_ok=True)
     report_items = []
-    failed = 0
+    failed = len(problems)
     used: set[str] = set()
     show_bar = not args.quiet and len(paths) > 1 and sys.stderr.isatty()
     it = paths

@@ -186,5 +186,5 @@ def explain(verdict: str, probabilities: dict[str, float], findings: list[Findin
     )
     if not sentences:
         n = sum(f.score is not None for f in findings)
-        sentences.append(f"{n} detectors gave an opinion; none found strong evidence.")
+        sentences.append(f"{n} detector{'' if n == 1 else 's'} gave an opinion; none found strong evidence.")
     return " ".join([head] + sentences)
