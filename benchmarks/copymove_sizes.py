@@ -7,7 +7,8 @@ side: ``verity.lab.edits.make_copy_move`` clones (64-96 px, JPEG q95) on scikit-
 synthetic texture, seeds 0-5 and 20-25 (as in docs/benchmarks/classical.md).
 
 ``--no-along-shift`` turns off the edge test along the displacement (``verity.ops.copymove.along_shift``)
-to reproduce the figures from before it.
+to reproduce the figures from before it; ``--no-pattern-tests`` turns off the lattice, island and
+flat-noise tests (``lattice_ratio``, ``separate_islands``, ``flat_noise_agreement``, issue 13).
 
 Example::
 
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="shared data folder")
     ap.add_argument("--no-along-shift", action="store_true", help="disable the edge test along the displacement")
+    ap.add_argument("--no-pattern-tests", action="store_true",
+                    help="disable the lattice, island and flat-noise tests (the detector before issue 13)")
     args = ap.parse_args(argv)
 
     import cv2
@@ -40,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.no_along_shift:
         cm.along_shift = lambda M, box, steps=(3, 6, 8): ()
+    if args.no_pattern_tests:
+        cm.lattice_ratio = lambda *a, **k: 0.0
+        cm.separate_islands = lambda *a, **k: False
+        cm.flat_noise_agreement = lambda *a, **k: (0.0, 0.0)
     det = create_detector("copy_move")
     root = Path(args.data)
     sets = {

@@ -237,11 +237,15 @@ def _analyze_video(analyzer, path: str, limits, bar: bool):
 def run(args: argparse.Namespace) -> int:
     from verity.cli.main import EXIT_INPUT, EXIT_OK, EXIT_USAGE
     from verity.core.errors import InputError
-    from verity.core.io import iter_image_paths, load_sample
+    from verity.core.io import load_sample, scan_image_paths
     from verity.pipeline import Pipeline
 
-    paths = iter_image_paths(args.paths, videos=True)
+    paths, problems = scan_image_paths(args.paths, videos=True)
+    for where, why in problems:
+        sys.stderr.write(f"verity: {where}: {why}\n")
     if not paths:
+        if problems:
+            return EXIT_INPUT
         sys.stderr.write("verity analyze: no image or video files found in the given folders\n")
         return EXIT_USAGE
     if args.trust_anchors:
@@ -271,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
     if heat_dir:
         heat_dir.mkdir(parents=True, exist_ok=True)
     report_items = []
-    failed = 0
+    failed = len(problems)
     used: set[str] = set()
     show_bar = not args.quiet and len(paths) > 1 and sys.stderr.isatty()
     it = paths

@@ -70,11 +70,15 @@ def _open(args: argparse.Namespace, create: bool = False, read_only: bool = Fals
 def run_add(args: argparse.Namespace) -> int:
     from verity.cli.main import EXIT_INPUT, EXIT_OK, EXIT_USAGE
     from verity.core.errors import InputError
-    from verity.core.io import iter_image_paths, load_sample
+    from verity.core.io import load_sample, scan_image_paths
     from verity.index.features import image_record
 
-    paths = iter_image_paths(args.paths)
+    paths, problems = scan_image_paths(args.paths)
+    for where, why in problems:
+        sys.stderr.write(f"verity index add: {where}: {why}\n")
     if not paths:
+        if problems:
+            return EXIT_INPUT
         sys.stderr.write("verity index add: no image files found\n")
         return EXIT_USAGE
     if args.batch < 1:
@@ -82,7 +86,8 @@ def run_add(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     fake_class = args.fake_class or ("edited" if args.label in ("fake", "known_fake") else "")
     store = _open(args, create=True)
-    added = skipped = failed = 0
+    added = skipped = 0
+    failed = len(problems)
     pending: list = []
     pending_paths: dict[str, str] = {}
 
@@ -137,8 +142,12 @@ def run_search(args: argparse.Namespace) -> int:
     from verity.core.errors import InputError
     from verity.core.io import load_sample
     from verity.index.features import compute_features
+    from verity.cli.main import EXIT_USAGE
     from verity.index.search import search
 
+    if args.k < 1 or not 0 <= args.near_duplicate <= 256:
+        sys.stderr.write("verity index search: --k must be at least 1 and --near-duplicate 0..256\n")
+        return EXIT_USAGE
     try:
         sample = load_sample(args.image)
     except InputError as e:
@@ -151,7 +160,7 @@ def run_search(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.json:
-        d = res.to_dict()
+        d = res.to_dict(full_paths=True)  # the local user's own paths
         d["path"] = args.image
         print(json.dumps(d))
         return EXIT_OK
@@ -223,7 +232,8 @@ def run_stats(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(st))
         return 0
-    print(f"index at {st['location']}: {st['images']} images, {st['faces']} faces")
+    print(f"index at {st['location']}: {st['images']} image{'' if st['images'] == 1 else 's'}, "
+          f"{st['faces']} face{'' if st['faces'] == 1 else 's'}")
     for k, v in sorted(st["by_label"].items()):
         print(f"  label {k:<11} {v}")
     for k, v in sorted(st["by_source"].items(), key=lambda kv: -kv[1])[:20]:

@@ -40,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         sys.stderr.write("verity serve: --port must be 0..65535\n")
         return EXIT_USAGE
-    if args.max_upload_mb <= 0 or args.max_mp <= 0:
+    import math
+
+    if not all(math.isfinite(v) and v > 0 for v in (args.max_upload_mb, args.max_mp)):
         sys.stderr.write("verity serve: --max-upload-mb and --max-mp must be positive\n")
         return EXIT_USAGE
     if args.workers is not None and args.workers < 1:

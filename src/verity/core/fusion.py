@@ -443,5 +443,5 @@ def _explain_fusion(
         head += f": the most likely class, {best.replace('_', ' ')}, has only {pct[best]}."
     if not sentences:
         n = sum(f.score is not None and f.detector not in POST_FUSION_DETECTORS for f in findings)
-        sentences.append(f"{n} detectors gave an opinion; none found strong evidence.")
+        sentences.append(f"{n} detector{'' if n == 1 else 's'} gave an opinion; none found strong evidence.")
     return " ".join([head] + sentences)

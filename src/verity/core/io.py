@@ -176,12 +176,17 @@ def read_bytes(path: str | os.PathLike, limits: Limits | None = None) -> bytes:
             raise InputError("is a directory", "not_a_file")
         if not p.exists():
             raise InputError("no such file", "not_found")
-        size = p.stat().st_size
-        if size > limits.max_bytes:
-            raise InputError(
-                f"file is {size / 1e6:.1f} MB, over the {limits.max_bytes / 1e6:.0f} MB limit", "too_large"
-            )
-        with p.open("rb") as fh:
+        _require_regular(p.stat().st_mode)  # a named pipe would block the open, a device never end
+        # O_NONBLOCK: should the path be swapped for a pipe after the check, the open still returns
+        fd = os.open(str(p), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            _require_regular(st.st_mode)
+            size = st.st_size
+            if size > limits.max_bytes:
+                raise InputError(
+                    f"file is {size / 1e6:.1f} MB, over the {limits.max_bytes / 1e6:.0f} MB limit", "too_large"
+                )
             data = fh.read(limits.max_bytes + 1)
     except PermissionError:
         raise InputError("permission denied", "unreadable") from None
@@ -683,17 +688,74 @@ def read_exif(sample: Sample) -> dict[int, Any]:
         return {}
 
 
+def _require_regular(mode: int) -> None:
+    import stat
+
+    if stat.S_ISREG(mode):
+        return
+    what = ("a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+    raise InputError(f"{what}, not a regular file; refused without reading it", "not_a_file")
+
+
 def iter_image_paths(inputs: list[str], videos: bool = False) -> list[str]:
     """Expand folders (recursively, sorted) into image files (and video files when ``videos``);
-    plain files are kept as given."""
+    plain files are kept as given.
+
+    Folders that cannot be read are left out; :func:`scan_image_paths` says which."""
+    return scan_image_paths(inputs, videos)[0]
+
+
+def scan_image_paths(inputs: list[str], videos: bool = False) -> tuple[list[str], list[tuple[str, str]]]:
+    """Expand folders (recursively, sorted) into image files (and video files when ``videos``); plain
+    files are kept as given.
+
+    Returns
+    -------
+    paths : list of str
+    problems : list of (path, reason)
+        Folders that could not be listed (permission denied, ...) and image-named entries that are not
+        regular files (named pipes, devices, sockets), in the order met. Symbolic links to folders
+        are followed, each folder once.
+    """
     suffixes = IMAGE_SUFFIXES + (VIDEO_SUFFIXES if videos else ())
     out: list[str] = []
+    problems: list[tuple[str, str]] = []
     for s in inputs:
         p = Path(s)
-        if p.is_dir():
-            out.extend(
-                str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in suffixes
-            )
-        else:
+        if not p.is_dir():
             out.append(s)
-    return out
+            continue
+        found: list[str] = []
+        seen: set[tuple[int, int]] = set()
+        todo = [p]
+        while todo:
+            d = todo.pop()
+            try:
+                st = d.stat()
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                with os.scandir(d) as it:
+                    entries = list(it)
+            except PermissionError:
+                problems.append((str(d), "permission denied (folder skipped)"))
+                continue
+            except OSError as e:
+                problems.append((str(d), f"cannot list folder: {e.strerror or e} (folder skipped)"))
+                continue
+            for e in entries:
+                try:
+                    if e.is_dir():
+                        todo.append(Path(e.path))
+                    elif Path(e.name).suffix.lower() in suffixes:
+                        if e.is_file():
+                            found.append(e.path)
+                        elif not e.is_symlink() or os.path.exists(e.path):
+                            _require_regular(e.stat().st_mode)
+                except InputError as err:
+                    problems.append((e.path, str(err)))
+                except OSError as err:
+                    problems.append((e.path, f"cannot read: {err.strerror or err}"))
+        out.extend(str(f) for f in sorted(Path(f) for f in found))
+    return out, problems

@@ -34,10 +34,13 @@ class Match:
     similarity: float | None
     record: dict = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"sha256": self.sha256, "kind": self.kind, "pdq_distance": self.pdq_distance,
-                "similarity": None if self.similarity is None else round(self.similarity, 4), **{
-                    k: self.record.get(k) for k in ("label", "fake_class", "source", "path", "width", "height", "n_faces")}}
+    def to_dict(self, full_paths: bool = False) -> dict[str, Any]:
+        """JSON-ready fields; ``name`` is the stored file name, ``path`` (the full path as stored on the
+        machine that indexed it) only with ``full_paths`` (the local CLI), never for API clients."""
+        d = {"sha256": self.sha256, "kind": self.kind, "pdq_distance": self.pdq_distance,
+             "similarity": None if self.similarity is None else round(self.similarity, 4), **{
+                 k: self.record.get(k) for k in ("label", "fake_class", "source", "width", "height", "n_faces")}}
+        return _with_name(d, self.record, full_paths)
 
 
 @dataclass
@@ -52,10 +55,25 @@ class FaceMatch:
     box: list
     record: dict = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"query_face": self.query_face, "image_sha256": self.image_sha, "face_index": self.face_index,
-                "similarity": round(self.similarity, 4), "same_person": self.same_person, "box": self.box,
-                "label": self.record.get("label"), "source": self.record.get("source"), "path": self.record.get("path")}
+    def to_dict(self, full_paths: bool = False) -> dict[str, Any]:
+        d = {"query_face": self.query_face, "image_sha256": self.image_sha, "face_index": self.face_index,
+             "similarity": round(self.similarity, 4), "same_person": self.same_person, "box": self.box,
+             "label": self.record.get("label"), "source": self.record.get("source")}
+        return _with_name(d, self.record, full_paths)
+
+
+def display_name(path: str | None) -> str | None:
+    """The file name of a stored path (either separator), None when nothing was stored."""
+    if not path:
+        return None
+    return str(path).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or None
+
+
+def _with_name(d: dict[str, Any], record: dict, full_paths: bool) -> dict[str, Any]:
+    d["name"] = display_name(record.get("path"))
+    if full_paths:
+        d["path"] = record.get("path")
+    return d
 
 
 @dataclass
@@ -70,9 +88,10 @@ class SearchResult:
     def near_duplicates(self) -> list[Match]:
         return [m for m in self.matches if m.kind in ("exact", "near_duplicate")]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, full_paths: bool = False) -> dict[str, Any]:
         return {"sha256": self.sha256, "pdq_quality": self.pdq_quality, "query_faces": self.n_query_faces,
-                "matches": [m.to_dict() for m in self.matches], "faces": [f.to_dict() for f in self.faces]}
+                "matches": [m.to_dict(full_paths) for m in self.matches],
+                "faces": [f.to_dict(full_paths) for f in self.faces]}
 
 
 def search(store: IndexStore, q: QueryFeatures, k: int = 10, near_duplicate: int = NEAR_DUPLICATE,

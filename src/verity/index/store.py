@@ -22,6 +22,19 @@ Opening the index for writing replays the journal (idempotent upserts and delete
 acknowledged record survives a killed process even if Milvus lost it; a torn last line (a write that
 was never acknowledged) fails its CRC and is dropped. ``checkpoint`` flushes Milvus, syncs the file
 system and truncates the journal; it runs every ``checkpoint_every`` records and on close.
+
+Sharing
+-------
+Milvus Lite locks its database directory, so only one process can open it. The process that opens
+it first runs the embedded Milvus Lite server (a gRPC server on 127.0.0.1) as before and writes its
+pid and port to ``milvus.endpoint`` in the index directory; any other verity process (``verity
+index stats`` or ``add`` next to a running ``verity serve``) connects to that port instead of
+opening the database. Writers still take ``journal.lock``, so at most one process writes, and the
+journal is in the writer's own index directory either way. When the holder stops, the other
+processes re-open the database (one of them becomes the holder) and repeat the interrupted
+operation, all of which are idempotent; a writer replays its journal then, so writes the stopped
+holder had not flushed are not lost. A database held by a process that does not publish a port is
+reported in one line naming that process (from ``/proc/locks``).
 """
 
 from __future__ import annotations
@@ -50,6 +63,9 @@ JOURNAL = "journal.log"
 #: The PDQ hashes of a local index as a flat file (see :class:`PdqTable`), rewritten at each checkpoint.
 PDQ_TABLE = "pdq_table.bin"
 _PDQ_MAGIC = b"VPDQTBL1"
+
+#: Environment variable: seconds to wait for a busy index (default 5).
+WAIT_ENV = "VERITY_INDEX_WAIT"
 
 #: Open local stores per Milvus Lite directory in this process: the embedded server is shared by all
 #: of them and stopped when the last one closes.
@@ -333,18 +349,31 @@ class IndexStore:
         of the hashes in memory (:class:`PdqTable`, loaded from ``pdq_table.bin``), falling back to a
         Milvus inner-product search when that file is missing or does not match the database; with a
         server, always the server. ``"milvus"``: always the Milvus search (the benchmark's baseline).
+    wait : float, optional
+        Seconds to wait for a journal held by another writer, or for the process holding the embedded
+        database to publish its port (default ``$VERITY_INDEX_WAIT`` or 5).
     """
 
     def __init__(self, index_dir: str | os.PathLike | None = None, uri: str | None = None, create: bool = False,
                  checkpoint_every: int = 256, token: str | None = None, read_only: bool = False,
-                 pdq_scan: str = "auto"):
+                 pdq_scan: str = "auto", wait: float | None = None):
         self.index_dir = Path(index_dir) if index_dir else default_index_dir()
         self.uri = uri or default_uri()
         self.local = self.uri is None
         self.checkpoint_every = int(checkpoint_every)
         self._since_checkpoint = 0
         self._lock_fd: int | None = None
+        self._lock_key: str | None = None
         self.journal: Journal | None = None
+        #: seconds to wait for a busy journal lock, or for the holder of the database to publish its port
+        self.wait = max(0.0, float(wait)) if wait is not None else _env_wait()
+        #: pid of the process whose embedded Milvus Lite this store goes through (None: our own or a server)
+        self.shared_with: int | None = None
+        self._owner = False  # this store started the embedded server and published its endpoint
+        self._embedded: str | None = None  # the database path, while this store counts in _LOCAL_USERS
+        self._reconnecting = False
+        self._token = token
+        self._pdq_sig: tuple | None = None
         if self.local and not (self.index_dir / MILVUS_DIRNAME).is_dir() and not create:
             raise IndexMissing(f"no index at {self.index_dir} (create one with: verity index add PATH...)")
         self.index_dir.mkdir(parents=True, exist_ok=True)
@@ -359,7 +388,8 @@ class IndexStore:
         self._metric: dict[str, str] = {}
         if not read_only:
             self._acquire_writer_lock()
-        self.client = self._connect(token)
+        self._raw = self._connect(token)
+        self.client = _Client(self)
         try:
             self._ensure_collections(create)
             if self.journal is not None:
@@ -376,36 +406,116 @@ class IndexStore:
     # -- connection -------------------------------------------------------------------------------
 
     def _connect(self, token: str | None):
+        """A client for the database: a Milvus server, this process's embedded Milvus Lite, or the
+        embedded Milvus Lite of the process that already holds the database (see :ref:`sharing`)."""
         try:
             from pymilvus import MilvusClient
         except ImportError:
             err = IndexStoreError("the index needs pymilvus and milvus-lite (pip install 'verity[index]')")
             err.exit_code = 4  # type: ignore[attr-defined]
             raise err from None
-        uri = str((self.index_dir / MILVUS_DIRNAME).resolve()) if self.local else self.uri
+        _quiet_milvus_logs()
+        token = token or os.environ.get("VERITY_MILVUS_TOKEN", "")
+        if not self.local:
+            try:
+                return MilvusClient(uri=self.uri, token=token)
+            except Exception as e:  # pymilvus wraps everything in MilvusException
+                raise IndexStoreError(f"cannot open the index at {self.uri}: {_first_line(e)}") from None
+        path = str((self.index_dir / MILVUS_DIRNAME).resolve())
+        deadline = time.monotonic() + self.wait
+        why = "it does not publish an endpoint (an older verity, or another program)"
+        while True:
+            if _LOCAL_USERS.get(path, 0) > 0:  # this process already runs the embedded server
+                client = self._open_embedded(MilvusClient, path, token)
+                if client is not None:
+                    return client
+            holder = lock_holder(Path(path))
+            if holder is None:  # free: run the embedded server here and publish its port
+                client = self._open_embedded(MilvusClient, path, token)
+                if client is not None:
+                    self._owner = True
+                    _publish_endpoint(self.index_dir, _embedded_port(path))
+                    return client
+            else:  # held by another process: go through its embedded server
+                ep = read_endpoint(self.index_dir)
+                if ep is not None and (holder <= 0 or ep["pid"] == holder) and _pid_alive(ep["pid"]):
+                    try:
+                        client = MilvusClient(uri=f"http://127.0.0.1:{ep['port']}", token=token, timeout=5)
+                        client.list_collections()
+                        self.shared_with = ep["pid"]
+                        return client
+                    except Exception as e:  # noqa: BLE001 - it may just have stopped: look again
+                        why = f"its endpoint does not answer ({_first_line(e)})"
+                elif ep is not None:
+                    why = "its endpoint file is stale"
+            if time.monotonic() >= deadline:
+                if holder is None:
+                    raise IndexStoreError(f"cannot open the index at {self.index_dir}: the embedded Milvus Lite "
+                                          "did not start") from None
+                raise IndexBusy(f"the index at {self.index_dir} is in use by {describe_process(holder)} and "
+                                f"cannot be shared: {why}") from None
+            time.sleep(0.1)
+
+    def _open_embedded(self, MilvusClient, path: str, token: str):
+        """A client of this process's embedded server for ``path`` (started when needed); None when the
+        database is locked by another process after all (a race)."""
         try:
-            client = MilvusClient(uri=uri, token=token or os.environ.get("VERITY_MILVUS_TOKEN", ""))
-            if self.local:
-                _LOCAL_USERS[uri] = _LOCAL_USERS.get(uri, 0) + 1
-            return client
-        except Exception as e:  # pymilvus wraps everything in MilvusException
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            if self.local and _locked_elsewhere(self.index_dir / MILVUS_DIRNAME):
-                raise IndexBusy(f"the index at {self.index_dir} is in use by another process") from None
-            where = self.index_dir if self.local else self.uri
-            raise IndexStoreError(f"cannot open the index at {where}: {msg}") from None
+            client = MilvusClient(uri=path, token=token)
+        except Exception as e:  # noqa: BLE001 - pymilvus wraps everything in MilvusException
+            if lock_holder(Path(path)) is not None:
+                return None
+            raise IndexStoreError(f"cannot open the index at {self.index_dir}: {_first_line(e)}") from None
+        _LOCAL_USERS[path] = _LOCAL_USERS.get(path, 0) + 1
+        self._embedded = path
+        return client
+
+    def _may_reconnect(self, e: Exception) -> bool:
+        """True when ``e`` says the process whose embedded server this store used has gone away."""
+        return self.shared_with is not None and not self._reconnecting and _is_connection_error(e)
+
+    def _reconnect(self) -> None:
+        """The holder of the database stopped: open it again (here, or through the next holder)."""
+        self._reconnecting = True
+        try:
+            try:
+                self._raw.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self.shared_with = None
+            self._raw = self._connect(self._token)
+            for name in (IMAGES, FACES):
+                self._raw.load_collection(name)
+            if self.journal is not None:  # what the stopped holder had not flushed is in our journal
+                self.replay()
+        finally:
+            self._reconnecting = False
 
     def _acquire_writer_lock(self) -> None:
-        """Only one process replays and appends the journal; others open read-only."""
-        fd = os.open(str(self.index_dir / "journal.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            if self.local:
-                raise IndexBusy(f"the index at {self.index_dir} is in use by another process") from None
-            return  # server mode: another writer holds the journal; this instance is read-only
+        """Only one process replays and appends the journal; a second writer waits up to ``wait``
+        seconds, a reader never takes it."""
+        path = self.index_dir / "journal.lock"
+        key = str(path.resolve())
+        if key in _JOURNAL_HOLDERS and self.local:
+            raise IndexBusy(f"the index at {self.index_dir} is already open for writing in this process")
+        fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if not self.local:
+                    os.close(fd)
+                    return  # server mode: another writer holds the journal; this instance is read-only
+                if time.monotonic() >= deadline:
+                    holder = lock_holder(path)
+                    os.close(fd)
+                    raise IndexBusy(f"the index at {self.index_dir} is being written by {describe_process(holder)}; "
+                                    "try again when it has finished") from None
+                time.sleep(0.1)
         self._lock_fd = fd
+        self._lock_key = key
+        _JOURNAL_HOLDERS.add(key)
         self.journal = Journal(self.index_dir / JOURNAL)
 
     def _ensure_collections(self, create: bool) -> None:
@@ -621,15 +731,28 @@ class IndexStore:
         return [r["sha256"] for r in res]
 
     def _pdq_table(self) -> PdqTable | None:
-        """The in-memory table when it can be trusted (see ``pdq_scan``), else None."""
-        if self._pdq_tried or not self.local or self.pdq_scan != "auto":
+        """The in-memory table when it can be trusted (see ``pdq_scan``), else None.
+
+        A writer keeps its own table in step with every write. A read-only store uses the table file
+        only while the journal is empty (no other process has writes since its last checkpoint, which
+        rewrote the file) and reloads it whenever the file changes, since another process (``verity
+        index add`` next to a running server) may write to the same database."""
+        if not self.local or self.pdq_scan != "auto":
+            return None
+        if self.journal is not None:
             return self._pdq
-        self._pdq_tried = True
-        if self.journal is None and (self.index_dir / JOURNAL).is_file() and (self.index_dir / JOURNAL).stat().st_size:
-            return None  # read-only after a crash: the writer that replays the journal has not run yet
-        t = PdqTable.load(self.index_dir / PDQ_TABLE)
-        if t is not None and len(t) == self.count():
-            self._pdq = t
+        jp, tp = self.index_dir / JOURNAL, self.index_dir / PDQ_TABLE
+        try:
+            if jp.is_file() and jp.stat().st_size:
+                return None  # un-checkpointed writes (a writer at work, or a crash not replayed yet)
+            st = tp.stat()
+        except OSError:
+            return None
+        sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if sig != self._pdq_sig:
+            self._pdq_sig = sig
+            t = PdqTable.load(tp)
+            self._pdq = t if t is not None and len(t) == self.count() else None
         return self._pdq
 
     def search_pdq(self, bits: np.ndarray, k: int = 10) -> list[tuple[str, int]]:
@@ -702,24 +825,26 @@ class IndexStore:
             pass
         if self.journal is not None:
             self.journal.close()
-        client = getattr(self, "client", None)
-        if client is not None:
+        raw = getattr(self, "_raw", None)
+        if raw is not None:
             try:
-                client.close()
+                raw.close()
             except Exception:
                 pass
-            if self.local:
-                key = str((self.index_dir / MILVUS_DIRNAME).resolve())
-                _LOCAL_USERS[key] = _LOCAL_USERS.get(key, 1) - 1
-                if _LOCAL_USERS[key] <= 0:
-                    _LOCAL_USERS.pop(key, None)
-                    try:
-                        from milvus_lite.server_manager import server_manager_instance
-
-                        server_manager_instance.release_server(key)
-                    except Exception:
-                        pass
+            self._raw = None
             self.client = None
+        if self._embedded is not None:
+            key, self._embedded = self._embedded, None
+            _LOCAL_USERS[key] = _LOCAL_USERS.get(key, 1) - 1
+            if _LOCAL_USERS[key] <= 0:
+                _LOCAL_USERS.pop(key, None)
+                _withdraw_endpoint(self.index_dir)  # before the server stops: nobody new connects to it
+                try:
+                    from milvus_lite.server_manager import server_manager_instance
+
+                    server_manager_instance.release_server(key)
+                except Exception:
+                    pass
         if self._lock_fd is not None:
             try:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -727,6 +852,7 @@ class IndexStore:
             except OSError:
                 pass
             self._lock_fd = None
+            _JOURNAL_HOLDERS.discard(self._lock_key or "")
 
     def __enter__(self) -> "IndexStore":
         return self
@@ -747,19 +873,166 @@ def _check_sha(s: str) -> None:
         raise ValueError(f"not a SHA-256 hex digest: {s!r}")
 
 
-def _locked_elsewhere(milvus_dir: Path) -> bool:
-    lock = milvus_dir / "LOCK"
-    if not lock.exists():
+class _Client:
+    """The store's Milvus client, re-opened when the process it was shared from goes away.
+
+    Every operation verity sends is idempotent (upserts by primary key, deletes, reads), so an
+    operation that failed because the holder of the embedded database stopped is sent again, once,
+    after :meth:`IndexStore._reconnect`."""
+
+    def __init__(self, store: "IndexStore"):
+        self._store = store
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._store._raw, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            try:
+                return getattr(self._store._raw, name)(*args, **kwargs)
+            except Exception as e:
+                if not self._store._may_reconnect(e):
+                    raise
+            self._store._reconnect()
+            return getattr(self._store._raw, name)(*args, **kwargs)
+
+        return call
+
+
+#: Journal locks held by stores of this process (a second writer here would wait on itself).
+_JOURNAL_HOLDERS: set[str] = set()
+
+#: File in the index directory naming the process that holds the embedded database, and the local
+#: port of its Milvus Lite server, which other processes connect to instead of opening the database.
+ENDPOINT = "milvus.endpoint"
+
+
+def _env_wait() -> float:
+    try:
+        return max(0.0, float(os.environ.get(WAIT_ENV) or 5.0))
+    except ValueError:
+        return 5.0
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _quiet_milvus_logs() -> None:
+    """pymilvus and milvus-lite log full tracebacks for errors verity handles (a locked database, a
+    holder that stopped); verity reports those itself in one line."""
+    import logging
+
+    for name in ("pymilvus", "milvus_lite"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _is_connection_error(e: BaseException) -> bool:
+    msg = str(e)
+    return any(t in msg for t in ("Fail connecting", "server unavailable", "UNAVAILABLE", "Connection refused",
+                                  "Socket closed", "failed to connect"))
+
+
+def _embedded_port(path: str) -> int | None:
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+
+        uri = server_manager_instance.start_and_get_uri(path)  # the running server's (it is cached)
+        return int(uri.rsplit(":", 1)[1]) if uri else None
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _publish_endpoint(index_dir: Path, port: int | None) -> None:
+    if port is None:
+        return
+    tmp = index_dir / (ENDPOINT + f".{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps({"pid": os.getpid(), "port": int(port), "host": "127.0.0.1"}))
+        os.replace(tmp, index_dir / ENDPOINT)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return
+    import atexit
+
+    atexit.register(_withdraw_endpoint, index_dir)  # a store left open at exit (a server's)
+
+
+def _withdraw_endpoint(index_dir: Path) -> None:
+    ep = read_endpoint(index_dir)
+    if ep is not None and ep["pid"] == os.getpid():
+        (index_dir / ENDPOINT).unlink(missing_ok=True)
+
+
+def read_endpoint(index_dir: Path) -> dict | None:
+    """``{"pid", "port", "host"}`` of the process sharing the embedded database, or None."""
+    try:
+        d = json.loads((Path(index_dir) / ENDPOINT).read_text())
+        return {"pid": int(d["pid"]), "port": int(d["port"]), "host": str(d.get("host", "127.0.0.1"))}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
         return False
+    except OSError:
+        return True  # exists, owned by someone else
+
+
+def lock_holder(lock_target: Path) -> int | None:
+    """Who holds the ``flock`` of a lock file (``LOCK`` inside a Milvus Lite directory when given the
+    directory): None when nobody does, its pid when ``/proc/locks`` names it, else 0."""
+    lock = lock_target / "LOCK" if lock_target.is_dir() else lock_target
     try:
         fd = os.open(str(lock), os.O_RDWR)
     except OSError:
-        return False
+        return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except OSError:
-        return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        except OSError:
+            pass
+        st = os.fstat(fd)
     finally:
         os.close(fd)
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return 0
+    want = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in lines:
+        f = line.split()
+        if len(f) >= 6 and f[1] == "FLOCK" and f[5] == want:
+            try:
+                return int(f[4])
+            except ValueError:
+                return 0
+    return 0
+
+
+def describe_process(pid: int | None) -> str:
+    """``process 1234 (verity serve)``, or ``another process`` when the pid is unknown."""
+    if not pid or pid <= 0:
+        return "another process"
+    try:
+        argv = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        argv = []
+    for i, a in enumerate(argv):  # python -m verity.cli.main serve ..., .venv/bin/verity serve ...
+        if a in ("verity", "verity.cli.main") or a.endswith("/verity"):
+            argv = ["verity"] + argv[i + 1:]
+            break
+    cmd = " ".join(argv)
+    cmd = cmd.strip()
+    if len(cmd) > 60:
+        cmd = cmd[:57] + "..."
+    if pid == os.getpid():
+        return f"this process ({pid})"
+    return f"process {pid} ({cmd})" if cmd else f"process {pid}"

@@ -33,6 +33,16 @@ _D = 0.7071
 _DIRECTIONS = ((1, 0), (0, 1), (-1, 0), (0, -1), (_D, _D), (_D, -_D), (-_D, _D), (-_D, -_D))
 PERTURBATIONS = tuple((int(round(r * c)), int(round(r * s))) for r in (3, 6, 8) for c, s in _DIRECTIONS)
 
+#: Largest :func:`lattice_ratio` of a clone: the chain-link fence of a camera photo gives 0.97-1.07,
+#: the 72 benchmark clones at most 0.72 (docs/benchmarks/classical.md).
+LATTICE = 0.85
+
+#: :func:`flat_noise_agreement`: with at least ``NOISE_STD`` gray levels of noise in the flat half of
+#: the copy, a clone's noise correlates with its source's (the 72 benchmark clones: 0.40 or more);
+#: repeated print does not (about 0.1).
+NOISE_STD = 0.8
+NOISE_CORR = 0.25
+
 #: How far (times the square root of the verified core's area) a clone's mask may grow into
 #: pixels that match the source exactly but carry too little texture to correlate.
 GROW = 1.0
@@ -471,6 +481,111 @@ def periodic_correlation(residual: np.ndarray, M: np.ndarray, copy_mask: np.ndar
     return best
 
 
+def lattice_ratio(residual: np.ndarray, M: np.ndarray, copy_mask: np.ndarray, radius: int = 40,
+                  exclude: int = 4) -> float:
+    """How well the copy also matches the source at other small offsets: a lattice, not one region.
+
+    The copy's residual (inside ``copy_mask``) is correlated (masked normalised cross-correlation)
+    with the source-aligned residual at every offset within ``radius`` pixels. A clone gives one
+    sharp peak at offset 0; a periodic texture (chain-link fence, tiles, a grid, rows of
+    identical windows) gives a lattice of peaks, one per period, as high as the one at 0, because
+    the displacement found is just one of its lattice vectors. The radius is capped at 0.6 x the
+    displacement, so that no offset lines the copy up with itself.
+
+    Returns
+    -------
+    float
+        Highest peak farther than ``exclude`` pixels from 0, divided by the peak at 0 (0 when the
+        copy is too small or the displacement too short to test).
+    """
+    import cv2
+
+    if not copy_mask.any():
+        return 0.0
+    h, w = residual.shape
+    x0, y0, x1, y1 = _box(copy_mask)
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    d = float(np.hypot(M[0, 0] * cx + M[0, 1] * cy + M[0, 2] - cx, M[1, 0] * cx + M[1, 1] * cy + M[1, 2] - cy))
+    R = int(min(radius, 0.6 * d))
+    if R <= exclude + 1 or min(x1 - x0, y1 - y0) < 8:
+        return 0.0
+    r = np.asarray(residual, np.float32)
+    box = (x0 - R, y0 - R, x1 + R, y1 + R)
+    aligned = _warp(r, np.asarray(M, np.float64), box, cv2.INTER_LINEAR)  # aligned(x) = residual(M^-1 x)
+    templ = np.ascontiguousarray(r[y0:y1, x0:x1])
+    mask = copy_mask[y0:y1, x0:x1].astype(np.float32)
+    res = np.nan_to_num(cv2.matchTemplate(aligned, templ, cv2.TM_CCORR_NORMED, mask=mask), nan=0.0, posinf=0.0,
+                        neginf=0.0)
+    main = float(res[R, R])
+    if main <= 0.05:
+        return 0.0
+    yy, xx = np.mgrid[: res.shape[0], : res.shape[1]]
+    far = (yy - R) ** 2 + (xx - R) ** 2 > exclude * exclude
+    return float(res[far].max()) / main if far.any() else 0.0
+
+
+def flat_noise_agreement(gray: np.ndarray, residual: np.ndarray, M: np.ndarray, copy_mask: np.ndarray,
+                         percentile: float = 50.0) -> tuple[float, float]:
+    """Correlation of the fine noise of copy and source away from edges.
+
+    A clone copies the sensor noise of its source along with the content, so even the flattest
+    half of its pixels (lowest gray gradient on either side) correlates with the source. Repeated
+    print or rendered text has identical edges but its own, independent noise in between: its edges
+    match and its flat pixels do not.
+
+    Returns
+    -------
+    (corr, std)
+        Correlation of the residuals at the copy's pixels whose gradient (Gaussian sigma 1.5, Sobel)
+        is at most the ``percentile`` of the copy, on both sides; and the smaller residual standard
+        deviation there (gray levels). When ``std`` is small (JPEG and smooth content remove the
+        noise) the correlation says nothing.
+    """
+    import cv2
+
+    if copy_mask.sum() < 64:
+        return 0.0, 0.0
+    x0, y0, x1, y1 = _box(copy_mask)
+    box = (x0, y0, x1, y1)
+    g = np.asarray(gray, np.float32)
+    gs = cv2.GaussianBlur(g, (0, 0), 1.5)
+    gm = np.hypot(cv2.Sobel(gs, cv2.CV_32F, 1, 0), cv2.Sobel(gs, cv2.CV_32F, 0, 1))
+    Mf = np.asarray(M, np.float64)
+    grad = np.maximum(gm[y0:y1, x0:x1], _warp(gm, Mf, box, cv2.INTER_LINEAR))
+    a_all = np.asarray(residual, np.float32)[y0:y1, x0:x1]
+    b_all = _warp(np.asarray(residual, np.float32), Mf, box, cv2.INTER_LINEAR)
+    sel = copy_mask[y0:y1, x0:x1]
+    sel = sel & (grad <= np.percentile(grad[sel], percentile))
+    if sel.sum() < 64:
+        return 0.0, 0.0
+    a = a_all[sel] - a_all[sel].mean()
+    b = b_all[sel] - b_all[sel].mean()
+    std = float(min(a.std(), b.std()))
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return (float((a * b).sum()) / den if den > 1e-6 else 0.0), std
+
+
+def separate_islands(copy_mask: np.ndarray, min_share: float = 0.2) -> bool:
+    """True when the copy is two or more separate islands, each at least ``min_share`` of it, farther
+    apart than the smaller one is wide: repeated elements (printed letters, a row of identical
+    signs) that line up under one transform, not one pasted region."""
+    import cv2
+
+    n, lab, st, _ = cv2.connectedComponentsWithStats(copy_mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return False
+    area = st[1:, cv2.CC_STAT_AREA].astype(float)
+    big = [i + 1 for i in np.flatnonzero(area >= min_share * area.sum())]
+    for a in range(len(big)):
+        for b in range(a + 1, len(big)):
+            ax, ay, aw, ah = st[big[a], :4]
+            bx, by, bw, bh = st[big[b], :4]
+            gap = max(bx - (ax + aw), ax - (bx + bw), by - (ay + ah), ay - (by + bh), 0)
+            if gap > min(max(aw, ah), max(bw, bh)):
+                return True
+    return False
+
+
 def source_mask(copy_mask: np.ndarray, M: np.ndarray) -> np.ndarray:
     """Map a copy mask back to its source through the inverse of ``M`` (bool, same shape)."""
     import cv2
@@ -773,6 +888,13 @@ def detect_copy_move(
             continue  # the "copy" overlaps its own source: a symmetric object, not a clone
         if periodic_correlation(resid, MM, cm) > 0.12:
             continue  # it also matches one more step away: a periodic pattern (fence, tiles)
+        if lattice_ratio(resid, MM, cm) > LATTICE:
+            continue  # it matches as well at other small offsets: a lattice (chain-link fence, grid)
+        if separate_islands(cm):
+            continue  # separate look-alike elements under one transform (repeated print), not a region
+        nc, ns = flat_noise_agreement(gray, resid, MM, cm)
+        if ns >= NOISE_STD and nc < NOISE_CORR:
+            continue  # same edges, independent noise: repeated print or rendered text, not a copy
         overlap = (cm | sm) & total
         if overlap.sum() > 0.5 * area:
             continue

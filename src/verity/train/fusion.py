@@ -1244,11 +1244,11 @@ def main(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     FusionModel.load(out)  # the file must load
     n = {s: len({e.item for e in v}) for s, v in side.items()}
-    print(f"fitted {len(facts['fitted_detectors'])} detectors on {len(side['train'])} training examples "
+    print(f"fitted {len(facts['fitted_detectors'])} detector{'' if len(facts['fitted_detectors']) == 1 else 's'} on {len(side['train'])} training examples "
           f"({n['train']} images); C={facts['C']}; calibration on {len(side['calib'])} examples ({n['calib']} images): "
           f"T={facts['stage2']['temperature']}; fake threshold {facts['threshold']['fake']}")
     if stale:
-        print(f"ran {len(stale)} detectors anew: {', '.join(stale)}")
+        print(f"ran {len(stale)} detector{'' if len(stale) == 1 else 's'} anew: {', '.join(stale)}")
     for name, m in held.items():
         for view in FIXED_VIEWS:
             if view in m:

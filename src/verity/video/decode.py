@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -374,7 +375,11 @@ def is_video(source: str | os.PathLike | bytes) -> bool:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return sniff_video(bytes(source[:512])) is not None
     try:
+        # Only regular files are sniffed: opening a FIFO or a device would
+        # block (or read forever); load_sample refuses those with one line.
+        if not stat.S_ISREG(os.stat(source).st_mode):
+            return False
         with open(source, "rb") as fh:
             return sniff_video(fh.read(512)) is not None
-    except OSError:
+    except (OSError, ValueError):
         return False

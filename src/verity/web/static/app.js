@@ -411,7 +411,7 @@
         // detectors with nothing to measure are listed compactly, their reasons one click away
         var sub = el("details", { class: "abstained-list", open: !active.length && abstained.length === 1 }, [
           el("summary", { text: abstained.length === 1 ? label(abstained[0].detector) + " abstained"
-                                                       : abstained.length + " detectors abstained: " + abstained.map(function (f) { return label(f.detector); }).join(", ") })
+                                                       : abstained.length + (abstained.length === 1 ? " detector abstained: " : " detectors abstained: ") + abstained.map(function (f) { return label(f.detector); }).join(", ") })
         ]);
         abstained.forEach(function (f) { sub.appendChild(findingCard(f, doc)); });
         det.appendChild(sub);
