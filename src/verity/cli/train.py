@@ -13,6 +13,7 @@ TRAINERS = {
     "detector": ("verity.train.detector", "train the learned AI-image detectors and export ONNX"),
     "fusion": ("verity.train.fusion", "refit the fusion weights on a validation split"),
     "faces": ("verity.train.faces", "train the self-blended face-manipulation detector"),
+    "lofo": ("verity.train.lofo", "leave-one-family-out and leave-one-source-out evaluation of the semantic recipe (issue 12)"),
     "zed": ("verity.train.zed", "train and measure the zero-shot coding-surprise coder (experiment; real photos only)"),
 }
 
