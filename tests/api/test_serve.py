@@ -16,14 +16,25 @@ from tests.api.stubs import jpeg_bytes, solid
 httpx = pytest.importorskip("httpx")
 
 
-@pytest.fixture
-def server(tmp_path):
-    env = {**os.environ, "VERITY_API_TOKEN": "", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
+def _start(tmp_path, extra_args=("--max-upload-mb", "1"), extra_env=None):
+    env = {**os.environ, "VERITY_API_TOKEN": "", "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    for k in ("VERITY_MAX_MB", "VERITY_MAX_MP"):
+        if k not in (extra_env or {}):
+            env.pop(k, None)
+    return subprocess.Popen(
         [sys.executable, "-m", "verity", "serve", "--port", "0", "--data-dir", str(tmp_path / "data"),
-         "--max-upload-mb", "1", "--log-level", "warning"],
+         "--log-level", "warning", *extra_args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
+
+
+@pytest.fixture
+def server(tmp_path):
+    proc = _start(tmp_path)
+    yield from _serve(proc)
+
+
+def _serve(proc):
     url = None
     deadline = time.time() + 60
     lines = []
@@ -39,12 +50,14 @@ def server(tmp_path):
     if url is None:
         proc.kill()
         pytest.fail("server did not start:\n" + "".join(lines))
-    yield url
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def test_serve_prints_url_and_answers(server):
@@ -80,3 +93,34 @@ def test_serve_usage_errors():
     r = subprocess.run([sys.executable, "-m", "verity", "serve", "--detectors", "no_such_detector"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "no_such_detector" in r.stderr
+
+
+def test_limits_come_from_the_environment_when_no_flag_is_given(tmp_path):
+    proc = _start(tmp_path, extra_args=(), extra_env={"VERITY_MAX_MB": "2"})
+    gen = _serve(proc)
+    url = next(gen)
+    try:
+        with httpx.Client(base_url=url, timeout=30, trust_env=False) as c:
+            assert c.get("/healthz").json()["max_upload_bytes"] == 2 * 1024 * 1024
+    finally:
+        gen.close()
+
+
+def test_flag_wins_over_the_environment(tmp_path):
+    proc = _start(tmp_path, extra_args=("--max-upload-mb", "3"), extra_env={"VERITY_MAX_MB": "2"})
+    gen = _serve(proc)
+    url = next(gen)
+    try:
+        with httpx.Client(base_url=url, timeout=30, trust_env=False) as c:
+            assert c.get("/healthz").json()["max_upload_bytes"] == 3 * 1024 * 1024
+    finally:
+        gen.close()
+
+
+@pytest.mark.parametrize("var", ["VERITY_MAX_MB", "VERITY_MAX_MP"])
+def test_malformed_limit_variable_is_one_line_and_exit_2(tmp_path, var):
+    proc = _start(tmp_path, extra_args=(), extra_env={var: "lots"})
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, out
+    lines = out.strip().splitlines()
+    assert len(lines) == 1 and var in lines[0] and "Traceback" not in out

@@ -21,10 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--data-dir", metavar="DIR",
                    help="where analyses are kept (default $VERITY_DATA_DIR or ~/.local/share/verity)")
-    p.add_argument("--max-upload-mb", type=float, default=100.0, metavar="N",
-                   help="largest upload accepted, MB (default 100); larger ones get 413")
-    p.add_argument("--max-mp", type=float, default=100.0, metavar="N",
-                   help="largest image decoded, megapixels (default 100)")
+    p.add_argument("--max-upload-mb", type=float, default=None, metavar="N",
+                   help="largest upload accepted, MB (default 100, or $VERITY_MAX_MB); larger ones get 413")
+    p.add_argument("--max-mp", type=float, default=None, metavar="N",
+                   help="largest image decoded, megapixels (default 100, or $VERITY_MAX_MP)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="analyses run at the same time (default: 2, or 1 on a 1-core machine)")
     p.add_argument("--detectors", metavar="A,B", help="run only these detectors (see `verity detectors`)")
@@ -42,6 +42,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     import math
 
+    from verity.core.io import ENV_MAX_MB, ENV_MAX_MP, env_number
+
+    # flags win over the environment, which wins over the defaults (as for `verity analyze`);
+    # a malformed variable raises ConfigError: one line, exit 2
+    if args.max_upload_mb is None:
+        args.max_upload_mb = env_number(ENV_MAX_MB, 100.0)
+    if args.max_mp is None:
+        args.max_mp = env_number(ENV_MAX_MP, 100.0)
     if not all(math.isfinite(v) and v > 0 for v in (args.max_upload_mb, args.max_mp)):
         sys.stderr.write("verity serve: --max-upload-mb and --max-mp must be positive\n")
         return EXIT_USAGE
