@@ -96,3 +96,13 @@ def test_help_is_lazy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"`verity --help` imports heavy modules: {out}"
+
+
+@pytest.mark.parametrize("module", ["verity", "verity.cli.main"])
+def test_trainer_options_are_registered_whichever_module_runs(module):
+    # `python -m verity.cli.main` used to run a second copy of the module whose CURRENT_ARGV stayed
+    # empty, so `train fusion` came up without its options
+    r = subprocess.run([sys.executable, "-m", module, "train", "fusion", "--help"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "--data" in r.stdout

@@ -86,4 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # run the imported module's main, not this __main__ copy's: sub-commands read CURRENT_ARGV from
+    # verity.cli.main, which would otherwise be a second, empty module object
+    from verity.cli.main import main as _imported_main
+
+    raise SystemExit(_imported_main())
