@@ -596,12 +596,9 @@ def _safe_info(im: Any, limits: Limits) -> dict[str, Any]:
         out[str(k)] = v
     if dropped:
         out["_dropped"] = dropped
-    try:
-        xmp = im.getxmp() if hasattr(im, "getxmp") else None  # needs defusedxml; optional
-        if xmp:
-            out["_xmp_parsed"] = xmp
-    except Exception:
-        pass
+    # XMP is read by verity's own bounded parser (verity.provenance.metadata.parse_xmp) from the
+    # raw packet; Pillow's getxmp() is not called: nothing used its result, and without defusedxml
+    # it printed a UserWarning on every image with XMP
     return out
 
 
