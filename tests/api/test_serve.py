@@ -95,24 +95,14 @@ def test_serve_usage_errors():
     assert r.returncode == 2 and "no_such_detector" in r.stderr
 
 
-def test_limits_come_from_the_environment_when_no_flag_is_given(tmp_path):
-    proc = _start(tmp_path, extra_args=(), extra_env={"VERITY_MAX_MB": "2"})
-    gen = _serve(proc)
+@pytest.mark.parametrize("args,expected_mb", [((), 2), (("--max-upload-mb", "3"), 3)],
+                         ids=["environment-without-flag", "flag-wins"])
+def test_upload_limit_from_environment_and_flag(tmp_path, args, expected_mb):
+    gen = _serve(_start(tmp_path, extra_args=args, extra_env={"VERITY_MAX_MB": "2"}))
     url = next(gen)
     try:
         with httpx.Client(base_url=url, timeout=30, trust_env=False) as c:
-            assert c.get("/healthz").json()["max_upload_bytes"] == 2 * 1024 * 1024
-    finally:
-        gen.close()
-
-
-def test_flag_wins_over_the_environment(tmp_path):
-    proc = _start(tmp_path, extra_args=("--max-upload-mb", "3"), extra_env={"VERITY_MAX_MB": "2"})
-    gen = _serve(proc)
-    url = next(gen)
-    try:
-        with httpx.Client(base_url=url, timeout=30, trust_env=False) as c:
-            assert c.get("/healthz").json()["max_upload_bytes"] == 3 * 1024 * 1024
+            assert c.get("/healthz").json()["max_upload_bytes"] == expected_mb * 1024 * 1024
     finally:
         gen.close()
 

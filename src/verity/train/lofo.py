@@ -210,16 +210,22 @@ def _auc_tpr(real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
     return auc, float((fake > thr).mean())
 
 
+def _fold_column(entries, y: np.ndarray, cls: int, folds: int, seed: int) -> np.ndarray:
+    """Per image, the group fold (0..folds-1) of the images of class ``cls``; -1 for the others."""
+    idx = np.flatnonzero(y == cls)
+    fold = _fold_of([entries[i].group for i in idx], folds, seed)
+    out = np.full(len(entries), -1)
+    for i in idx:
+        out[i] = fold[entries[i].group]
+    return out
+
+
 def leave_one_family_out(entries, X, owner, folds: int, seed: int, min_family: int, fit) -> list[dict]:
     """Rows ``family, n, auc, tpr_at_5fpr`` (see the module docstring)."""
     n = len(entries)
     y = np.array([e.y for e in entries])
     fam = np.array([e.family for e in entries])
-    real_idx = np.flatnonzero(y == 0)
-    fold = _fold_of([entries[i].group for i in real_idx], folds, seed)
-    rfold = np.full(n, -1)
-    for i in real_idx:
-        rfold[i] = fold[entries[i].group]
+    rfold = _fold_column(entries, y, 0, folds, seed)
     row_y, row_fam, row_fold = y[owner], fam[owner], rfold[owner]
     counts = Counter(fam[y == 1])
     # every family is left out on its own; a fake is scored by heads that saw no image of its family,
@@ -256,11 +262,7 @@ def leave_one_source_out(entries, X, owner, folds: int, seed: int, fit) -> list[
     n = len(entries)
     y = np.array([e.y for e in entries])
     src = np.array([e.source for e in entries])
-    fake_idx = np.flatnonzero(y == 1)
-    fold = _fold_of([entries[i].group for i in fake_idx], folds, seed)
-    ffold = np.full(n, -1)
-    for i in fake_idx:
-        ffold[i] = fold[entries[i].group]
+    ffold = _fold_column(entries, y, 1, folds, seed)
     row_y, row_src, row_fold = y[owner], src[owner], ffold[owner]
     rows = []
     for s_name in sorted(set(src[y == 0])):
