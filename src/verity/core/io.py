@@ -598,7 +598,7 @@ def _safe_info(im: Any, limits: Limits) -> dict[str, Any]:
         out["_dropped"] = dropped
     # XMP is read by verity's own bounded parser (verity.provenance.metadata.parse_xmp) from the
     # raw packet; Pillow's getxmp() is not called: nothing used its result, and without defusedxml
-    # it printed a UserWarning on every image with XMP
+    # it raised a UserWarning that leaked out of the API's worker threads
     return out
 
 
