@@ -55,6 +55,18 @@ def test_read_csv_manifest(tmp_path):
     assert by["a.jpg"].path == str(tmp_path / "a.jpg")
 
 
+def test_corpus_family_column_reaches_extra(tmp_path):
+    (tmp_path / "manifest.csv").write_text(
+        "path,label,group,source,family\n"
+        "ai_generated/kolors/a.png,ai_generated,g1,Kwai-Kolors/Kolors,kolors\n"
+        "authentic/real/b.jpg,authentic,g2,coco,real\n"
+        "ai_generated/x/c.png,ai_generated,g3,x,\n"
+    )
+    recs = {r.path.rsplit("/", 1)[-1]: r for r in D.read_dataset(tmp_path)}
+    assert recs["a.png"].extra["family"] == "kolors" and recs["b.jpg"].extra["family"] == "real"
+    assert "family" not in recs["c.png"].extra
+
+
 def test_read_shared_layout(tmp_path):
     (tmp_path / "manifest.csv").write_text(
         "path,class,source,extra\n"

@@ -84,7 +84,8 @@ class Record:
     source : str
         Where it comes from (a sub-folder name), for per-source tables.
     extra : dict
-        Further manifest fields (``key=value`` pairs of the shared manifest), as strings.
+        Further manifest fields (``key=value`` pairs of the shared manifest, and the corpus
+        manifest's ``family`` column), as strings.
     """
 
     path: str
@@ -172,6 +173,8 @@ def _read_csv(path: Path) -> list[Record]:
     for i, r in enumerate(rows, start=2):
         where = f"{path.name} line {i}"
         extra = parse_extra(r.get("extra", "") or "")
+        if (r.get("family") or "").strip():  # the corpus manifest's generator-family column
+            extra.setdefault("family", r["family"].strip())
         if r.get("label"):
             label = _norm_label(r["label"], where)
         elif extra.get("verdict"):

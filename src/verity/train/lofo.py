@@ -29,7 +29,6 @@ are pooled into ``other`` for the table; they still count as training fakes for 
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import sys
@@ -76,13 +75,6 @@ def collect(specs: list[str], merge: dict[str, str] | None = None, faces: bool =
     merge = merge or {}
     out: list[Entry] = []
     for spec in specs:
-        fam_of: dict[str, str] = {}
-        man = Path(spec) / "manifest.csv"
-        if man.is_file():
-            with open(man, newline="", encoding="utf-8") as f:
-                for row in csv.DictReader(f):
-                    if row.get("family"):
-                        fam_of[str((Path(spec) / row["path"]).resolve())] = row["family"]
         per_source: Counter = Counter()
         for r in read_dataset(spec):
             if r.label not in ("authentic", "ai_generated"):
@@ -93,7 +85,7 @@ def collect(specs: list[str], merge: dict[str, str] | None = None, faces: bool =
             if limit and per_source[r.source] > limit:
                 continue
             y = int(r.label == "ai_generated")
-            fam = fam_of.get(str(Path(r.path).resolve())) or (r.source.split("/")[-1] if y else "real")
+            fam = r.extra.get("family") or (r.source.split("/")[-1] if y else "real")
             fam = "real" if not y else merge.get(fam, fam)
             out.append(Entry(r.path, y, fam, r.source, f"{spec}|{r.group}"))
     return out
@@ -188,15 +180,19 @@ def _fold_of(groups: list[str], k: int, seed: int) -> dict[str, int]:
     return out
 
 
-def _image_scores(X, owner, head, n: int) -> np.ndarray:
-    mu, sd, coef, b = head
-    z = ((X - mu) / sd) @ coef + b
+def _per_image_mean(z: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """Mean of the crop values ``z`` per image (``owner`` gives each crop's image); NaN for none."""
     s = np.full(n, np.nan)
     tot = np.bincount(owner, weights=z, minlength=n)
     cnt = np.bincount(owner, minlength=n)
     ok = cnt > 0
     s[ok] = tot[ok] / cnt[ok]
     return s
+
+
+def _image_scores(X, owner, head, n: int) -> np.ndarray:
+    mu, sd, coef, b = head
+    return _per_image_mean(((X - mu) / sd) @ coef + b, owner, n)
 
 
 def _auc_tpr(real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
@@ -288,9 +284,7 @@ def shipped_rows(entries, owner, ship) -> list[dict]:
     """Zero-shot AUC of the shipped file per family, against every real photo of the corpus entries."""
     n = len(entries)
     z = np.log(np.clip(ship, 1e-6, 1 - 1e-6) / (1 - np.clip(ship, 1e-6, 1 - 1e-6))) if ship.min() >= 0 and ship.max() <= 1 else ship
-    tot = np.bincount(owner, weights=z, minlength=n)
-    cnt = np.bincount(owner, minlength=n)
-    s = np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
+    s = _per_image_mean(z, owner, n)
     y = np.array([e.y for e in entries])
     fam = np.array([e.family for e in entries])
     rows = []
@@ -331,7 +325,7 @@ def main(args: argparse.Namespace) -> int:
     c = Counter(e.family for e in entries)
     print("images per family: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())), file=sys.stderr)
     X, owner, ship = compute_features(entries, args)
-    fit = lambda Xt, yt: _fit_head(Xt, yt)  # noqa: E731 - the shipped head's recipe
+    fit = _fit_head  # the shipped head's recipe
     report = {
         "command": "verity train lofo " + " ".join(f"--data {d}" for d in args.data)
         + f" --crops {args.crops} --folds {args.folds} --seed {args.seed} --min-family {args.min_family}"
