@@ -8,8 +8,10 @@ Usage::
 Target (issue 3): both learned branches together add at most 0.25 s per 1 MP image on one core.
 Reports the median wall-clock time and the median CPU time of the process (``time.process_time``;
 on a shared, busy machine the CPU time is the better estimate of what one free core would take,
-since all work runs on the calling thread). Crops are scored at native resolution, so the cost is bounded by ``max_crops`` whatever the size;
-what grows with the image is only the luma / texture map used to rank the crop candidates.
+since all work runs on the calling thread). The NPR branch scores crops at native resolution, the
+semantic branch after resampling the image to a 512 px short side, so the network cost is bounded by
+``max_crops`` whatever the size; what grows with the image is the resampling and the luma / texture
+map used to rank the crop candidates.
 """
 
 from __future__ import annotations

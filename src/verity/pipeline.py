@@ -196,7 +196,18 @@ class Pipeline:
             intervals={} if decision.rule else self.fusion.intervals(probs, findings),
             roles=evidence_roles(verdict, findings, self.fusion),
             warnings=warnings,
+            generator_family=generator_family(verdict, findings),
         )
+
+
+def generator_family(verdict: str, findings: Sequence[Finding]) -> dict | None:
+    """The semantic branch's generator lineage when the verdict is ``ai_generated`` and the branch
+    names it (its call is probable and was reliable on unseen families; else None)."""
+    if verdict != "ai_generated":
+        return None
+    f = next((f for f in findings if f.detector == "learned_semantic" and f.score is not None), None)
+    fam = (f.details or {}).get("generator_family") if f else None
+    return dict(fam) if isinstance(fam, dict) and fam.get("named") else None
 
 
 _DEFAULT: Pipeline | None = None

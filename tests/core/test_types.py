@@ -24,3 +24,25 @@ def test_gray_extremes():
     s = Sample(data=b"", pixels=pixels, format="PNG")
     np.testing.assert_allclose(s.gray[0], 255.0, atol=1e-3)
     np.testing.assert_allclose(s.gray[1], 0.0, atol=1e-6)
+
+
+def test_generator_family_only_for_ai_generated_verdicts():
+    from verity.core.types import Finding, Verdict
+    from verity.pipeline import generator_family
+
+    fam = {"lineage": "gan", "probability": 0.8, "description": "a GAN", "probabilities": {"gan": 0.8}, "named": True}
+    f = Finding(detector="learned_semantic", kind="learned", score=0.9, labels=("ai_generated",),
+                details={"generator_family": fam})
+    abstained = Finding(detector="learned_semantic", kind="learned", score=None, details={"generator_family": fam})
+    assert generator_family("ai_generated", [f]) == fam
+    assert generator_family("authentic", [f]) is None
+    assert generator_family("ai_generated", [abstained]) is None
+    unreliable = Finding(detector="learned_semantic", kind="learned", score=0.9, labels=("ai_generated",),
+                         details={"generator_family": {**fam, "named": False}})
+    assert generator_family("ai_generated", [unreliable]) is None
+    probs = {"authentic": 0.1, "ai_generated": 0.9, "edited": 0.0, "face_manipulated": 0.0}
+    v = Verdict(verdict="ai_generated", probabilities=probs, findings=[f], generator_family=fam)
+    assert v.to_dict()["generator_family"] == fam
+    assert v.family_sentence() == "Generator: looks like a GAN (80%; a resemblance of traces, not an attribution)."
+    v2 = Verdict(verdict="authentic", probabilities=probs, findings=[f])
+    assert v2.to_dict()["generator_family"] is None and v2.family_sentence() is None

@@ -58,7 +58,28 @@ def test_small_image_single_crop(name, coffee):
     _need_weights(name)
     f = create_detector(name).run(_sample(coffee[:160, :200]))
     assert f.score is not None
-    assert f.details["boxes"] == [[0, 0, 200, 160]]
+    if not f.details["resampled_short_side"]:  # native pixels: an image smaller than a crop is scored whole
+        assert f.details["boxes"] == [[0, 0, 200, 160]]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_resampled_scoring_maps_boxes_back(name, coffee, monkeypatch):
+    """A config (or file metadata) with ``resize_short`` scores the resampled image; boxes stay in the
+    image's own pixels."""
+    import dataclasses
+
+    _need_weights(name)
+    side = 512
+    monkeypatch.setitem(vm._CONFIGS, name, dataclasses.replace(vm._CONFIGS[name], extra={"resize_short": side}))
+    f = create_detector(name).run(_sample(coffee[:160, :200]))
+    assert f.score is not None
+    scale = side / 160
+    crop = vm.get_config(name).crop
+    assert f.details["resampled_short_side"] == side and "resampled to a" in f.evidence[0]
+    assert len(f.details["boxes"]) > 1
+    for x0, y0, x1, y1 in f.details["boxes"]:
+        assert 0 <= x0 < x1 <= 200 and 0 <= y0 < y1 <= 160
+        assert abs((x1 - x0) - crop / scale) <= 1 and abs((y1 - y0) - crop / scale) <= 1
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -84,7 +105,8 @@ def test_missing_weights_abstain_with_reason(name, monkeypatch, tmp_path, coffee
     try:
         f = create_detector(name).run(_sample(coffee))
         assert f.score is None
-        assert "not installed" in f.evidence[0] and "verity train detector" in f.evidence[0]
+        assert "not installed" in f.evidence[0] and vm.get_config(name).command in f.evidence[0]
+        assert vm.get_config(name).command.startswith("verity train ")
     finally:
         vm.verify_weights.cache_clear()
 

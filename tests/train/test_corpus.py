@@ -211,3 +211,19 @@ def test_bad_crop_rejected(tmp_path):
     _recipe(rec, [row])
     with pytest.raises(C.CorpusError, match="bad crop"):
         C.read_recipe(rec)
+
+
+def test_non_bare_snapshot_is_found_and_built(snapshot, tmp_path):
+    """The fetch tool sometimes brings a repository as ``owner+name/repo/.git`` (a clone with a work tree)."""
+    root, commit, files = snapshot
+    other = tmp_path / "mirror2"
+    other.mkdir()
+    subprocess.run(["git", "clone", "-q", str(root / "owner+name" / "repo"), str(other / "Owner+Name" / "repo")],
+                   check=True, capture_output=True)
+    (other / "Owner+Name" / "repo" / "samples" / "a.png").write_bytes(b"edited work tree: must not be read")
+    found = C.find_snapshot("owner/name", [other])
+    assert found is not None and found.name == ".git"
+    rec = tmp_path / "r.csv"
+    _recipe(rec, [_row(commit, "samples/a.png", files["samples/a.png"])])
+    res = C.build(rec, tmp_path / "out", snapshots=[str(other)], progress=False)
+    assert (res.written, res.failed) == (1, [])

@@ -135,6 +135,9 @@ class Analysis(BaseModel):
     intervals: dict[str, IntervalOut] = Field(default_factory=dict, description=(
         "Per class with calibration data: the 90 % interval of its probability (docs/schema.md)."))
     explanation: str
+    generator_family: dict[str, Any] | None = Field(
+        None, description="AI-generated verdicts: the generator lineage named by the semantic branch "
+        "(lineage, probability, description, probabilities; docs/schema.md).")
     decided_by: Literal["fusion", "provenance"] = Field(
         "fusion", description="'provenance' when signed Content Credentials decided the verdict (docs/schema.md).")
     fused_probabilities: dict[str, float] | None = Field(

@@ -337,6 +337,7 @@ def verdict_from_document(doc: dict[str, Any], heatmaps: dict[str, np.ndarray]) 
         errors=list(doc.get("errors") or []),
         intervals={k: dict(v) for k, v in (doc.get("intervals") or {}).items() if isinstance(v, dict)},
         warnings=[str(w) for w in doc.get("warnings") or []],
+        generator_family=dict(doc["generator_family"]) if isinstance(doc.get("generator_family"), dict) else None,
         roles={str(f.get("detector")): {"role": f["role"], "contribution": f.get("contribution") or {}}
                for f in doc.get("findings") or [] if f.get("role")},
     )

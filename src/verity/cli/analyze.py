@@ -159,6 +159,8 @@ def _human(v, out) -> None:
                           for i, (c, p) in enumerate(ranked))
         out.write(f"{v.path}: {v.verdict.upper()}  ({probs})\n")
     out.write(f"  {v.explanation}\n")
+    if v.family_sentence():
+        out.write(f"  {v.family_sentence()}\n")
     for w in v.warnings:
         out.write(f"  note: {w}\n")
     strong = {"decisive": 0, "outweighed": 1}  # what moved the verdict first, then by how far the score leans

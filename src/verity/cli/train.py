@@ -1,4 +1,4 @@
-"""``verity train detector|fusion|faces|zed``: reproduce the shipped weights (needs the ``[train]`` extra).
+"""``verity train detector|fusion|faces|lofo|semantic-head|zed``: reproduce the shipped weights (needs the ``[train]`` extra).
 
 Each trainer lives in :mod:`verity.train` as a module exposing ``add_arguments(parser)`` and
 ``main(args) -> int``, and imports torch only inside ``main``.
@@ -14,6 +14,7 @@ TRAINERS = {
     "fusion": ("verity.train.fusion", "refit the fusion weights on a validation split"),
     "faces": ("verity.train.faces", "train the self-blended face-manipulation detector"),
     "lofo": ("verity.train.lofo", "leave-one-family-out and leave-one-source-out evaluation of the semantic recipe (issue 12)"),
+    "semantic-head": ("verity.train.semantic", "train the semantic branch (binary + generator-lineage heads) on the public corpus"),
     "zed": ("verity.train.zed", "train and measure the zero-shot coding-surprise coder (experiment; real photos only)"),
 }
 

@@ -319,6 +319,9 @@ class Verdict:
     tracks: list[Track] = field(default_factory=list)
     #: Videos only: duration, frame rate, codec, the sampled timeline (see docs/schema.md).
     video: dict[str, Any] | None = None
+    #: AI-generated verdicts only: the generator lineage the semantic branch names (``lineage``,
+    #: ``probability``, ``description``, ``probabilities``, ``sibling_precision``, ``named``), or ``None``.
+    generator_family: dict[str, Any] | None = None
 
     @property
     def confidence(self) -> float:
@@ -326,6 +329,14 @@ class Verdict:
 
     def finding(self, name: str) -> Finding | None:
         return next((f for f in self.findings if f.detector == name), None)
+
+    def family_sentence(self) -> str | None:
+        """"Generator: looks like ... (p %)" for :attr:`generator_family`, or None."""
+        fam = self.generator_family
+        if not fam or not fam.get("description"):
+            return None
+        return (f"Generator: looks like {fam['description']} ({float(fam.get('probability', 0)):.0%}; "
+                "a resemblance of traces, not an attribution).")
 
     def to_dict(self, heatmap_paths: dict[str, str] | None = None) -> dict[str, Any]:
         """The JSON document described in ``docs/schema.md``."""
@@ -361,6 +372,7 @@ class Verdict:
                 for k, iv in self.intervals.items()
             },
             "explanation": self.explanation,
+            "generator_family": _jsonable(self.generator_family) if self.generator_family else None,
             "decided_by": self.decided_by,
             "fused_probabilities": {k: round(float(v), 6) for k, v in (self.fused_probabilities or self.probabilities).items()},
             "provenance": _jsonable(self.provenance) if self.provenance else None,

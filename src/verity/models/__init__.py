@@ -24,7 +24,7 @@ from pathlib import Path
 #: Folder of the shipped weights (inside the installed package).
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
-#: How the shipped weights are reproduced.
+#: How the shipped weights are reproduced (each config names its ``command``).
 TRAIN_COMMAND = "verity train detector --data ../shared/data --out src/verity/models/weights/ --seed 0"
 
 
@@ -50,7 +50,13 @@ class ModelConfig:
         One line for ``verity detectors`` and the docs.
     input : str
         What the ONNX input named ``image`` is: ``(N, 3, H, W) float32 RGB in [0, 1]``; the network
-        normalises internally and returns ``logit`` of shape (N,).
+        normalises internally and returns ``logit`` of shape (N,) as its first output (a file of
+        ``verity train semantic-head`` adds ``family_logits``).
+    command : str
+        The command that rebuilds the file.
+    extra : dict
+        ``resize_short``: score the image resampled to this short side (px) instead of native pixels
+        (for a head trained on resampled copies, as ``verity train semantic-head`` trains).
     """
 
     name: str
@@ -62,9 +68,11 @@ class ModelConfig:
     description: str
     input: str = "image: (N, 3, H, W) float32 RGB in [0, 1]; output logit: (N,)"
     extra: dict = field(default_factory=dict)
+    command: str = TRAIN_COMMAND
 
 
-# The sha256 pins below are rewritten by ``verity train detector`` (see verity.train.detector).
+# The sha256 pins below are rewritten by ``verity train detector`` (and by ``verity train
+# semantic-head`` for learned_semantic when it writes into the package).
 _CONFIGS: dict[str, ModelConfig] = {
     "learned_semantic": ModelConfig(
         name="learned_semantic",
@@ -127,7 +135,7 @@ def verify_weights(name: str) -> str | None:
     cfg = get_config(name)
     p = WEIGHTS_DIR / cfg.file
     if not p.is_file():
-        return f"weights {cfg.file} are not installed (reproduce them with: {TRAIN_COMMAND})"
+        return f"weights {cfg.file} are not installed (reproduce them with: {cfg.command})"
     if cfg.sha256 and file_sha256(p) != cfg.sha256:
         return f"weights {cfg.file} do not match their pinned SHA-256 (corrupt or replaced file)"
     return None

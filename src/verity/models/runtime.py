@@ -41,9 +41,23 @@ def get_session(name: str, threads: int = 1):
         return sess
 
 
-def run_logits(name: str, batch: np.ndarray) -> np.ndarray:
-    """Logits (N,) float64 of model ``name`` for crops (N, 3, h, w) float32 in [0, 1]."""
+def run_outputs(name: str, batch: np.ndarray) -> dict[str, np.ndarray]:
+    """Every output of model ``name`` by output name, for crops (N, 3, h, w) float32 in [0, 1]."""
     get_config(name)
     sess = get_session(name)
-    out = sess.run(None, {"image": np.ascontiguousarray(batch, np.float32)})[0]
-    return np.asarray(out, np.float64).reshape(-1)
+    outs = sess.run(None, {"image": np.ascontiguousarray(batch, np.float32)})
+    return {o.name: np.asarray(v) for o, v in zip(sess.get_outputs(), outs)}
+
+
+def model_metadata(name: str) -> dict:
+    """The JSON of the ``verity`` metadata entry of model ``name`` ({} when it has none or it is unreadable)."""
+    import json
+
+    raw = get_session(name).get_modelmeta().custom_metadata_map.get("verity")
+    if not raw:
+        return {}
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}

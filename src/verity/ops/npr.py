@@ -10,6 +10,19 @@ from __future__ import annotations
 import numpy as np
 
 
+def rescale(pixels: np.ndarray, factor: float) -> np.ndarray:
+    """Scale an (H, W, C) uint8 image by ``factor``: area interpolation when shrinking, cubic when
+    enlarging; sides are rounded and kept >= 1 (a copy when the size does not change)."""
+    import cv2
+
+    h, w = pixels.shape[:2]
+    nh, nw = max(1, int(round(h * factor))), max(1, int(round(w * factor)))
+    if (nh, nw) == (h, w):
+        return pixels.copy()
+    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
+    return cv2.resize(np.ascontiguousarray(pixels), (nw, nh), interpolation=interp)
+
+
 def npr_residual(img: np.ndarray) -> np.ndarray:
     """Neighbouring-pixel residual ``x - up(down(x))`` with nearest 2x resampling (Tan et al. 2024).
 

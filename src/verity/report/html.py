@@ -237,7 +237,7 @@ def _item_html(i: int, item: ReportItem, max_side: int) -> str:
   <p><span class="verdict" style="background:{colour}">{_esc(v.verdict.replace("_", " "))}</span>
      <span class="meta">{_esc(im.get("format"))} {im.get("width")}x{im.get("height")}, {im.get("bytes")} bytes,
      sha256 {_esc(str(im.get("sha256", ""))[:16])}&hellip;</span></p>
-  <p>{_esc(v.explanation)}</p>{"".join(f'<p class="warn">{_esc(w)}</p>' for w in v.warnings)}
+  <p>{_esc(v.explanation)}</p>{f'<p class="meta">{_esc(v.family_sentence())}</p>' if v.family_sentence() else ""}{"".join(f'<p class="warn">{_esc(w)}</p>' for w in v.warnings)}
   <div class="row">
     <div class="imgcol">
       <div class="toggles">{"".join(toggles)} {slider}</div>

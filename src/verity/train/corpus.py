@@ -22,7 +22,7 @@ Recipe columns (CSV with a header; ``note`` may be empty):
               the decoded file); the tile is written as a lossless PNG. ``sha256`` is the whole file's.
 
 Snapshot layout looked up for ``owner/name`` under each ``--snapshots`` root, first hit wins:
-``ROOT/owner+name/repo`` (the fetch tool's layout), ``ROOT/owner+name``, ``ROOT/owner/name.git``,
+``ROOT/owner+name/repo`` (the fetch tool's layout, bare or with ``.git``), ``ROOT/owner+name``, ``ROOT/owner/name.git``,
 ``ROOT/owner/name`` (bare or with ``.git``).
 """
 
@@ -204,7 +204,8 @@ def find_snapshot(repo: str, roots: Sequence[Path]) -> Path | None:
     owner, name = repo.split("/", 1)
     for root in roots:
         for cand in (
-            root / f"{owner}+{name}" / "repo", root / f"{owner}+{name}", root / owner / f"{name}.git",
+            root / f"{owner}+{name}" / "repo", root / f"{owner}+{name}" / "repo" / ".git", root / f"{owner}+{name}",
+            root / owner / f"{name}.git",
             root / owner / name, root / owner / name / ".git",
         ):
             if cand.is_dir() and _is_git_dir(cand):
@@ -214,7 +215,7 @@ def find_snapshot(repo: str, roots: Sequence[Path]) -> Path | None:
             want = f"{owner}+{name}".lower()
             for d in root.iterdir():
                 if d.name.lower() == want:
-                    for cand in (d / "repo", d):
+                    for cand in (d / "repo", d / "repo" / ".git", d):
                         if cand.is_dir() and _is_git_dir(cand):
                             return cand
     return None

@@ -533,15 +533,11 @@ def parse_perturbations(spec: str | None) -> list[Perturbation]:
 
 def resize(pixels: np.ndarray, factor: float) -> np.ndarray:
     """Scale an (H, W, C) uint8 image by ``factor`` (area interpolation when shrinking, cubic when
-    enlarging); sides are rounded and kept >= 1."""
-    import cv2
+    enlarging); sides are rounded and kept >= 1. The same resampling as the detectors use
+    (:func:`verity.ops.npr.rescale`)."""
+    from verity.ops.npr import rescale
 
-    h, w = pixels.shape[:2]
-    nh, nw = max(1, int(round(h * factor))), max(1, int(round(w * factor)))
-    if (nh, nw) == (h, w):
-        return pixels.copy()
-    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
-    return cv2.resize(np.ascontiguousarray(pixels), (nw, nh), interpolation=interp)
+    return rescale(pixels, factor)
 
 
 def fit_long_side(pixels: np.ndarray, side: int) -> np.ndarray:

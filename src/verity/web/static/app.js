@@ -258,7 +258,11 @@
       ? VERDICT_WORDS[v] + " Decided by provenance: signed Content Credentials declare it (not a statistical estimate)."
       : VERDICT_WORDS[v] + " Most likely: " +
         classProbText(CLASS_NAMES[best].toLowerCase(), probs[best] || 0, (doc.intervals || {})[best]) + ".";
-    $("explanation").textContent = doc.explanation || "";
+    var fam = doc.generator_family;
+    $("explanation").textContent = (doc.explanation || "") + (fam && fam.description
+      ? " Generator: looks like " + fam.description + " (" + Math.round(100 * (fam.probability || 0)) +
+        "%; a resemblance of traces, not an attribution)."
+      : "");
     $("json-link").href = doc.urls.self;
     $("report-link").href = doc.urls.report;
     $("report-link").setAttribute("download", "verity-report-" + doc.id + ".html");
