@@ -9,6 +9,7 @@ import numpy as np
 from verity.models import get_config, verify_weights, weight_path
 
 _SESSIONS: dict[str, object] = {}
+_METADATA: dict[str, dict] = {}
 _LOCK = threading.Lock()
 
 
@@ -50,14 +51,18 @@ def run_outputs(name: str, batch: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def model_metadata(name: str) -> dict:
-    """The JSON of the ``verity`` metadata entry of model ``name`` ({} when it has none or it is unreadable)."""
+    """The JSON of the ``verity`` metadata entry of model ``name`` ({} when it has none or it is
+    unreadable), parsed once per process like the session."""
     import json
 
+    meta = _METADATA.get(name)
+    if meta is not None:
+        return meta
     raw = get_session(name).get_modelmeta().custom_metadata_map.get("verity")
-    if not raw:
-        return {}
     try:
-        meta = json.loads(raw)
+        meta = json.loads(raw) if raw else {}
     except ValueError:
-        return {}
-    return meta if isinstance(meta, dict) else {}
+        meta = {}
+    meta = meta if isinstance(meta, dict) else {}
+    _METADATA[name] = meta
+    return meta

@@ -129,6 +129,13 @@ def pool_topk(logits: np.ndarray, k: int) -> float:
     return float(z[: max(1, min(int(k), z.size))].mean())
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of logits (N, K) (numerically stable)."""
+    z = np.asarray(z, np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def sigmoid(z: np.ndarray | float) -> np.ndarray | float:
     """Numerically stable logistic function."""
     z = np.asarray(z, np.float64)

@@ -247,22 +247,13 @@ def fit_family_head(Z: np.ndarray, lineage: np.ndarray, names: list[str], c: flo
     return W, b
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def image_lineage_probs(Z, owner, n, W, b) -> np.ndarray:
-    """Per image, the mean over its crops of the softmax of the family head (n, K)."""
-    p = _softmax(Z @ W.T + b)
-    out = np.full((n, W.shape[0]), np.nan)
-    for k in range(W.shape[0]):
-        tot = np.bincount(owner, weights=p[:, k], minlength=n)
-        cnt = np.bincount(owner, minlength=n)
-        ok = cnt > 0
-        out[ok, k] = tot[ok] / cnt[ok]
-    return out
+    """Per image, the mean over its crops of the softmax of the family head (n, K); NaN for none."""
+    from verity.ops.npr import softmax
+    from verity.train.lofo import _per_image_mean
+
+    p = softmax(Z @ W.T + b)
+    return np.stack([_per_image_mean(p[:, k], owner, n) for k in range(W.shape[0])], axis=1)
 
 
 def sibling_test(Z, owner, entries, names, c: float) -> list[dict]:
@@ -430,7 +421,8 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from verity.train.detector import _fit_head, _fold_platt_semantic, _pin, _rewrite_pins, _semantic_features, fit_platt
-    from verity.train.lofo import _fold_of, _per_image_mean, compute_features
+    from verity.models import WEIGHTS_DIR
+    from verity.train.lofo import _fold_of, _image_scores, _per_image_mean, compute_features
 
     if not args.shared and not args.corpus:
         print("error: give --shared and/or --corpus", file=sys.stderr)
@@ -458,15 +450,14 @@ def main(args: argparse.Namespace) -> int:
     print("fitting the binary head ...", file=sys.stderr)
     head = _fit_head(X[row_tr], row_y[row_tr])
     fold = _fold_of([e.group for e in train], 5, args.seed)
-    row_fold = np.array([fold.get(entries[i].group, -1) if is_tr[i] else -1 for i in range(n)])[owner]
+    img_fold = np.array([fold[e.group] for e in train] + [-1] * len(held))
+    row_fold = img_fold[owner]
     oof = np.full(n, np.nan)
     for k in range(5):
         print(f"calibration fold {k + 1}/5 ...", file=sys.stderr)
-        h = _fit_head(X[row_tr & (row_fold != k)], row_y[row_tr & (row_fold != k)])
-        mu, sd, coef, b0 = h
-        s = _per_image_mean(((X - mu) / sd) @ coef + b0, owner, n)
-        img_fold = np.array([fold.get(e.group, -1) for e in train] + [-1] * len(held))
-        m = is_tr & (img_fold == k)
+        fit = row_tr & (row_fold != k)
+        s = _image_scores(X, owner, _fit_head(X[fit], row_y[fit]), n)
+        m = img_fold == k
         oof[m] = s[m]
     ok = np.isfinite(oof)
     a, b = fit_platt(oof[ok], y[ok])
@@ -530,7 +521,7 @@ def main(args: argparse.Namespace) -> int:
     path = out / "learned_semantic.onnx"
     export_two_heads(torch, net, path, meta)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
-    if not args.no_pin and out.resolve() == (Path(__file__).resolve().parents[1] / "models" / "weights").resolve():
+    if not args.no_pin and out.resolve() == WEIGHTS_DIR.resolve():
         if not _rewrite_pins(_pin(out, ["learned_semantic"])):
             print("warning: could not rewrite the sha256 pin in verity/models/__init__.py", file=sys.stderr)
     return 0

@@ -138,8 +138,9 @@ def generator_family(family_logits: np.ndarray, meta: dict) -> dict | None:
     if z.ndim != 2 or not isinstance(names, list) or not isinstance(phrases, list) or len(names) != z.shape[1] \
             or len(phrases) != len(names) or z.shape[0] == 0:
         return None
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    p = (e / e.sum(axis=1, keepdims=True)).mean(0)
+    from verity.ops.npr import softmax
+
+    p = softmax(z).mean(0)
     j = int(np.argmax(p))
     prec = (meta.get("sibling_precision") or {}).get(names[j])
     prec = float(prec) if isinstance(prec, (int, float)) else None
