@@ -101,6 +101,37 @@ def test_class_thresholds(tmp_path):
     assert FusionModel.load(p).to_dict()["thresholds"] == {"ai_generated": 0.9, "authentic": 0.5}
 
 
+def test_strong_hand_set_evidence_needs_only_the_hand_set_threshold(tmp_path):
+    # a fitted file's thresholds were chosen where container detectors abstain: a strong finding of
+    # a hand-set detector (not among the file's weights) decides at inconclusive_below instead
+    p = tmp_path / "fusion.json"
+    p.write_text(json.dumps({"bias": {"ai_generated": -1.0}, "weights": {"fitted": {"ai_generated": 1.0}},
+                             "thresholds": {"ai_generated": 0.95, "edited": 0.95, "authentic": 0.5},
+                             "inconclusive_below": 0.6}))
+    m = FusionModel.load(p)
+    m.default_weights["meta"] = 1.0
+    meta = [f("meta", 0.97, ("ai_generated",))]
+    pm = m.probabilities(meta)
+    assert 0.6 <= pm["ai_generated"] < 0.95
+    assert m.verdict(pm, meta) == "ai_generated"
+    # the same probability from a fitted detector stays below its fitted threshold
+    fitted = [f("fitted", 0.97, ("ai_generated",))]
+    pf = m.probabilities(fitted)
+    assert 0.6 <= pf["ai_generated"] < 0.95 and m.verdict(pf, fitted) == "inconclusive"
+    # a weak hand-set finding, or one for another class, does not lower the threshold
+    weak = [f("meta", 0.7, ("ai_generated",)), f("fitted", 0.9, ("ai_generated",))]
+    pw = m.probabilities(weak)
+    assert pw["ai_generated"] < 0.95 and m.verdict(pw, weak) == "inconclusive"
+    other = [f("meta", 0.9, ("edited",)), f("fitted", 0.995, ("ai_generated",))]
+    po = m.probabilities(other)
+    assert max(po, key=po.get) == "ai_generated" and po["ai_generated"] < 0.95
+    assert m.verdict(po, other) == "inconclusive"
+    # the hand-set fusion (no fitted weights) keeps its own thresholds
+    h = FusionModel(default_weights={"meta": 1.0}, thresholds={"ai_generated": 0.99})
+    ph = h.probabilities(meta)
+    assert ph["ai_generated"] < 0.99 and h.verdict(ph, meta) == "inconclusive"
+
+
 def test_centers_make_the_usual_score_neutral(tmp_path):
     p = tmp_path / "fusion.json"
     p.write_text(json.dumps({"bias": {"edited": -1.0}, "weights": {"a": {"edited": 2.0}}, "centers": {"a": 0.42}}))

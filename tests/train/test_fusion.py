@@ -117,6 +117,48 @@ def test_plan_examples_views_balance_and_determinism():
     assert {e.key("/d") for e in ex2 if e.item.side != "train" and e.item.label != "edited"} <= keys
 
 
+def _corpus_records():
+    recs = []
+    for g in range(12):
+        recs += [Record(f"/c/real{g}_{i}.jpg", "authentic", f"src{g}:{g}", f"src{g % 4}") for i in range(3)]
+    for g in range(12):
+        recs += [Record(f"/c/gen{g}_{i}.png", "ai_generated", f"fam{g}:{g}", f"fam{g % 6}") for i in range(4)]
+    return recs
+
+
+def test_split_sides_held_out_dataset_keeps_its_fixed_split():
+    recs, corpus = _records(), _corpus_records()
+    listed = {r.path for r in corpus if int(r.group.split(":")[1]) % 4 == 0}
+    tr, ca, te, info = F.split_sides(recs, 0.3, 0, {}, 0.5, [(corpus, listed)])
+    on_val = {r.path for r in ca + te}
+    assert listed <= on_val  # every listed file calibrates or tests
+    assert {r.path for r in corpus} - listed <= {r.path for r in tr}  # the rest trains
+    assert not (on_val & {r.path for r in tr})
+    # the first dataset's own split is the one `verity eval --heldout` recomputes
+    tr0, ca0, te0, info0 = F.split_sides(recs, 0.3, 0, {}, 0.5)
+    assert {r.path for r in tr if r.path.startswith("/d/")} == {r.path for r in tr0}
+    assert info["dataset_fingerprint"] == info0["dataset_fingerprint"]
+    assert info["held_out_datasets"][0]["held_out_files"] == len(listed)
+
+
+def test_plan_examples_caps_generated_and_validation_sides():
+    recs, corpus = _records(), _corpus_records()
+    listed = {r.path for r in corpus if int(r.group.split(":")[1]) % 2 == 0}
+    tr, ca, te, _ = F.split_sides(recs, 0.3, 0, {}, 0.5, [(corpus, listed)])
+    ex = F.plan_examples(tr, ca, te, seed=0, n_authentic=10, n_edited=10, n_edited_val=4, views=1,
+                         views_generated=1, n_generated=7, val_max=5)
+    items = {e.item for e in ex}
+    assert sum(i.label == "ai_generated" for i in items if i.side == "train") == 7
+    for side in ("calib", "test"):
+        c = Counter(i.label for i in items if i.side == side and i.edit is None)
+        assert 0 < c["authentic"] <= 5 and 0 < c["ai_generated"] <= 5
+    gens = sorted({i.source for i in items if i.side == "train" and i.label == "ai_generated"})
+    assert len(gens) >= 4  # balanced over sources, not the first files
+    again = F.plan_examples(tr, ca, te, seed=0, n_authentic=10, n_edited=10, n_edited_val=4, views=1,
+                            views_generated=1, n_generated=7, val_max=5)
+    assert again == ex
+
+
 def test_random_views_parse():
     from verity.train.data import parse_perturbations
 
@@ -173,6 +215,20 @@ def test_choose_fake_threshold():
     t0, _ = F.choose_fake_threshold(P, labels, max_fpr=0.0)
     assert t0 == pytest.approx(0.91)
     assert F.fake_verdict_rates(P, labels, 0.95) == (0.0, 0.0)
+
+
+def test_choose_class_threshold_counts_only_its_class():
+    # the same rows: the ai_generated false positive is at 0.7, the edited one at 0.9
+    P = np.array([[0.8, 0.1, 0.1, 0.0]] * 98 + [[0.2, 0.7, 0.1, 0.0], [0.05, 0.05, 0.9, 0.0]]
+                 + [[0.1, 0.85, 0.05, 0.0]] * 50 + [[0.2, 0.6, 0.2, 0.0]] * 50)
+    labels = ["authentic"] * 100 + ["ai_generated"] * 100
+    assert F.choose_class_threshold(P, labels, "ai_generated", 0.0) == pytest.approx(0.71)
+    assert F.choose_class_threshold(P, labels, "edited", 0.0) == pytest.approx(0.91)
+    assert F.choose_class_threshold(P, labels, "ai_generated", 0.01) == pytest.approx(0.5)  # one allowed
+    per = {"ai_generated": 0.5, "edited": 0.5}
+    assert F.fake_verdict_rates_per_class(P, labels, per) == pytest.approx(0.02)  # together up to twice
+    assert F.fake_verdict_rates_per_class(P, labels, {"ai_generated": 0.71, "edited": 0.91}) == 0.0
+    assert F.choose_class_threshold(P, ["ai_generated"] * 200, "edited") == 0.99  # no real photos
 
 
 def test_score_cache_reruns_only_changed_detectors(tmp_path, monkeypatch):
@@ -331,6 +387,50 @@ def test_train_fusion_end_to_end(toy_setup, tmp_path, capsys, monkeypatch):
                  "--detectors", "toy_red", "--out", str(ev2), "-q", "--equalize", "none"]) == 0
     ev2doc = json.loads((ev2 / "metrics.json").read_text())
     assert ev2doc["settings"]["n_records"] == len(test) and ev2doc["fusion"] == "hand-set"
+
+
+def test_train_fusion_workers_and_held_out_dataset(toy_setup, tmp_path, capsys, monkeypatch):
+    import csv
+
+    import verity.train.data
+
+    monkeypatch.setattr(verity.train.data, "detector_training_paths", lambda *a, **k: {})
+    # a second dataset with a fixed split: its listed files calibrate and test, the rest trains
+    rng = np.random.default_rng(5)
+    corpus = tmp_path / "corpus"
+    rows = []
+    for i in range(12):
+        for label, red, ext in (("authentic", int(rng.integers(20, 90)), "jpg"), ("ai_generated", int(rng.integers(120, 200)), "png")):
+            rel = f"{label}/x{i}.{ext}"
+            (corpus / label).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(_image(rng, red)).save(corpus / rel, quality=90)
+            rows.append([rel, label, f"g{i}", f"src{i % 3}"])
+    with (corpus / "manifest.csv").open("w", newline="") as fh:
+        csv.writer(fh).writerows([["path", "label", "group", "source"]] + rows)
+    held = tmp_path / "held.csv"
+    with held.open("w", newline="") as fh:
+        csv.writer(fh).writerows([["path", "label"]] + [[str(corpus / r[0]), r[1]] for r in rows if int(r[2][1:]) % 2])
+    base = ["train", "fusion", "--data", str(toy_setup), "--authentic", "10", "--edited", "10",
+            "--edited-val", "6", "--views", "1", "--seed", "1", "--detectors", "toy_container,toy_red,toy_quant",
+            "--held-out", str(corpus), str(held), "-q"]
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    assert main(base + ["--out", str(one), "--cache", str(tmp_path / "c1.json"), "--test-csv", str(tmp_path / "t.csv")]) == 0
+    assert main(base + ["--out", str(two), "--cache", str(tmp_path / "c2.json"), "--workers", "2"]) == 0
+    d1, d2 = json.loads(one.read_text()), json.loads(two.read_text())
+    assert d1["weights"] == d2["weights"] and d1["bias"] == d2["bias"]  # same scores from 2 processes
+    assert json.loads((tmp_path / "c1.json").read_text())["scores"] == json.loads((tmp_path / "c2.json").read_text())["scores"]
+    split = d1["provenance"]["split"]
+    assert split["held_out_datasets"][0]["held_out_files"] == 12
+    tested = [r["path"] for r in csv.DictReader((tmp_path / "t.csv").open())]
+    listed = {str(corpus / r[0]) for r in rows if int(r[2][1:]) % 2}
+    unlisted = {str(corpus / r[0]) for r in rows} - listed
+    assert tested and not set(tested) & unlisted  # the trained-on files never test
+    assert set(tested) & listed  # held-out files do
+    capsys.readouterr()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,label\n/nowhere/x.png,ai_generated\n")
+    assert main(base + ["--out", str(tmp_path / "b.json")] + ["--held-out", str(corpus), str(bad)]) == 2
+    assert "lists none of the files" in capsys.readouterr().err
 
 
 def test_train_fusion_usage_errors(toy_setup, tmp_path, capsys):

@@ -84,6 +84,11 @@ PROVENANCE_LIKELIHOOD_RATIOS: dict[str, dict[str, float]] = {
 }
 
 
+#: Score at which a hand-set detector's finding counts as decisive container evidence for the
+#: verdict threshold (see :meth:`FusionModel.verdict`).
+HAND_SET_DECISIVE = 0.8
+
+
 def logit(p: float, eps: float = EPS) -> float:
     p = min(1.0 - eps, max(eps, float(p)))
     return math.log(p / (1.0 - p))
@@ -173,10 +178,24 @@ class FusionModel:
         return {c: e[c] / s for c in CLASSES}
 
     def verdict(self, probabilities: dict[str, float], findings: list[Finding]) -> str:
+        """The most probable class if its probability reaches its threshold, else ``inconclusive``.
+
+        A fitted file's fake-class thresholds were chosen on re-encoded copies, where the hand-set
+        detectors (container evidence: generator text chunks, EXIF thumbnails, C2PA, DigitalSourceType;
+        detectors without training data) abstain, so they say nothing about those detectors' evidence:
+        when a hand-set detector reports the class strongly (score >= :data:`HAND_SET_DECISIVE`), the
+        class needs only ``inconclusive_below``, the hand-set fusion's threshold.
+        """
         if all(f.score is None for f in findings):
             return "inconclusive"
         best = max(CLASSES, key=lambda c: probabilities[c])
-        return best if probabilities[best] >= self.threshold(best) else "inconclusive"
+        t = self.threshold(best)
+        if best != "authentic" and self.weights and any(
+            f.score is not None and f.score >= HAND_SET_DECISIVE and best in f.labels and f.detector not in self.weights
+            for f in findings
+        ):
+            t = min(t, self.inconclusive_below)
+        return best if probabilities[best] >= t else "inconclusive"
 
     def interval(self, cls_name: str, p: float) -> dict[str, Any] | None:
         """What the calibration data says about a probability ``p`` of ``cls_name``.

@@ -73,7 +73,7 @@ FUSION_FILE = Path(__file__).resolve().parent.parent / "models" / "weights" / "f
 # --------------------------------------------------------------------------------------------------
 
 #: Views of every calibration / test item: the equalised copy and the perturbations the targets name.
-FIXED_VIEWS: tuple[str, ...] = ("eq", "jpeg90", "jpeg75", "resize0.5", "crop0.8")
+FIXED_VIEWS: tuple[str, ...] = ("eq", "jpeg90", "jpeg75", "resize0.5", "fit512", "crop0.8")
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def random_views(rng: np.random.Generator, n: int) -> list[str]:
 
 
 def split_sides(records, val_fraction: float, seed: int, exclude: dict[str, set[str]] | None = None,
-                test_fraction: float = 0.5):
+                test_fraction: float = 0.5, held_out: Sequence[Sequence] = ()):
     """Split the dataset into ``train``, ``calib`` and ``test`` records, by group.
 
     :func:`verity.train.data.group_split` (``val_fraction``, ``seed``) makes train and validation
@@ -144,6 +144,10 @@ def split_sides(records, val_fraction: float, seed: int, exclude: dict[str, set[
     less the files the shipped learned detectors were trained on (``exclude``), is split again by
     group into ``calib`` and ``test`` (``test_fraction`` of each label's files in test groups, seed
     ``seed + 1``).
+
+    ``held_out`` adds datasets whose split is already fixed: each entry is ``(records, paths)``, where
+    ``paths`` are the files the learned detectors never saw (``verity train semantic-head
+    --heldout-csv``). Their listed files join the validation side, the rest the training side.
 
     Returns
     -------
@@ -155,6 +159,12 @@ def split_sides(records, val_fraction: float, seed: int, exclude: dict[str, set[
     from verity.train.data import fingerprint, group_split
 
     train, val = group_split(records, val_fraction, seed)
+    fixed = []
+    for recs, paths in held_out:
+        listed = set(paths)
+        train = train + [r for r in recs if r.path not in listed]
+        fixed += [r for r in recs if r.path in listed]
+    val = val + fixed
     excluded = set().union(*exclude.values()) if exclude else set()
     clean = [r for r in val if r.path not in excluded]
     calib, test = group_split(clean, test_fraction, seed + 1) if clean else ([], [])
@@ -164,6 +174,9 @@ def split_sides(records, val_fraction: float, seed: int, exclude: dict[str, set[
         "seed": seed,
         "test_fraction": test_fraction,
         "dataset_fingerprint": fingerprint(records),
+        **({"held_out_datasets": [{"dataset_fingerprint": fingerprint(recs), "files": len(recs),
+                                   "held_out_files": len(set(paths) & {r.path for r in recs})}
+                                  for recs, paths in held_out]} if held_out else {}),
         "groups": {"train": len({r.group for r in train}), "val": len({r.group for r in val}),
                    "calib": len({r.group for r in calib}), "test": len({r.group for r in test})},
         "val_files": len(val),
@@ -174,7 +187,8 @@ def split_sides(records, val_fraction: float, seed: int, exclude: dict[str, set[
 
 
 def plan_examples(train, calib, test, seed: int, n_authentic: int = 90, n_edited: int = 90, n_edited_val: int = 40,
-                  views: int = 2, views_generated: int = 4) -> list[Example]:
+                  views: int = 2, views_generated: int = 4, n_generated: int | None = None,
+                  val_max: int | None = None) -> list[Example]:
     """The examples of every side (deterministic given ``seed``).
 
     * train: ``n_authentic`` real photos and ``n_edited`` synthetic edits (balanced over sources, then
@@ -184,6 +198,10 @@ def plan_examples(train, calib, test, seed: int, n_authentic: int = 90, n_edited
     * calib / test: every real photo (less grayscale) and generated image of the side, plus
       ``n_edited_val`` synthetic edits shared over the two sides in proportion to their real photos;
       each in the :data:`FIXED_VIEWS`.
+
+    ``n_generated`` caps the training side's generated images and ``val_max`` the real photos and
+    the generated images of each calibration / test side (each a subset balanced over sources, then
+    groups, :func:`verity.train.data.stratified_subset`); ``None`` takes them all.
 
     Edits are made from real photos of the same side (hosts and donors), cycling through splice,
     copy-move and inpainting fill.
@@ -209,7 +227,12 @@ def plan_examples(train, calib, test, seed: int, n_authentic: int = 90, n_edited
         if side == "train":
             auth = stratified_subset(real, n_authentic, seed=seed + 2)
             hosts = stratified_subset(real, n_edited, seed=seed + 3)
+            if n_generated is not None and len(fake) > n_generated:
+                fake = sorted(stratified_subset(fake, n_generated, seed=seed + 4), key=lambda r: r.path)
         else:
+            if val_max is not None:
+                real = sorted(stratified_subset(real, val_max, seed=seed + 5), key=lambda r: r.path) if len(real) > val_max else real
+                fake = sorted(stratified_subset(fake, val_max, seed=seed + 6), key=lambda r: r.path) if len(fake) > val_max else fake
             auth = list(real)
             k = int(round(n_edited_val * real_counts[side] / tot))
             hosts = [real[i % len(real)] for i in rng.permutation(max(k, len(real)))[:k]] if real else []
@@ -383,57 +406,91 @@ class ScoreCache:
         tmp.replace(self.path)
 
 
-def score_examples(examples: list[Example], detectors: list[str], cache: ScoreCache, root: str = "",
-                   progress: bool | None = None, save_every: int = 40) -> tuple[dict[str, dict], list, float]:
-    """Run the detectors each example still lacks in ``cache``; returns (scores by key, failures, seconds)."""
-    import numpy as np
-    from tqdm import tqdm
+_WORKER_PIPES: dict[tuple[str, ...], Any] = {}
 
+
+def _score_item(job: tuple[Item, list[tuple[str, str, tuple[str, ...]]]]) -> tuple[dict[str, dict], list, int]:
+    """Score the views of one item: ``job`` is (item, [(view, cache key, detector names)]); returns
+    the cache entries by key, the failures and the number of views. Runs in the parent or in a
+    worker process."""
     from verity.core.errors import InputError
+    from verity.core.fusion import FusionModel
     from verity.core.io import decode
     from verity.pipeline import Pipeline
-    from verity.core.fusion import FusionModel
 
-    todo: dict[Item, list[tuple[Example, list[str]]]] = {}
+    item, views = job
+    entries: dict[str, dict] = {}
+    failed: list[tuple[str, str]] = []
+    try:
+        eq = item_pixels(item, {})
+    except (InputError, ValueError, OSError) as e:
+        return entries, [(item.path, str(e))], len(views)
+    for view, key, names in views:
+        if names not in _WORKER_PIPES:
+            _WORKER_PIPES[names] = Pipeline(list(names), fusion=FusionModel())
+        try:
+            sample = decode(view_bytes(eq, view), path=item.path)
+        except (InputError, ValueError, OSError) as e:
+            failed.append((item.path, f"{view}: {e}"))
+            continue
+        findings, _t, _errors = _WORKER_PIPES[names].run_findings(sample)
+        got = {f.detector: (None if f.score is None else float(f.score)) for f in findings}
+        entries[key] = {d: got.get(d) for d in names}
+    return entries, failed, len(views)
+
+
+def _worker_init() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def score_examples(examples: list[Example], detectors: list[str], cache: ScoreCache, root: str = "",
+                   progress: bool | None = None, save_every: int = 40,
+                   workers: int = 1) -> tuple[dict[str, dict], list, float]:
+    """Run the detectors each example still lacks in ``cache``; returns (scores by key, failures, seconds).
+
+    ``workers`` > 1 scores items in that many processes (each image's views in one process); the
+    cache is written by this process only, every ``save_every`` examples.
+    """
+    from tqdm import tqdm
+
+    todo: dict[Item, list[tuple[str, str, tuple[str, ...]]]] = {}
     for ex in examples:
         miss = cache.missing(ex.key(root), detectors)
         if miss:
-            todo.setdefault(ex.item, []).append((ex, miss))
-    pipes: dict[tuple[str, ...], Any] = {}
+            names = tuple(d for d in detectors if d in miss)
+            todo.setdefault(ex.item, []).append((ex.view, ex.key(root), names))
     failed: list[tuple[str, str]] = []
-    px_cache: dict[str, np.ndarray] = {}
     t0 = time.perf_counter()
-    n_done = 0
     bar = tqdm(total=sum(len(v) for v in todo.values()), desc="scoring examples", unit="img", file=sys.stderr,
                disable=(None if progress is None else not progress), dynamic_ncols=True)
-    for item, exs in todo.items():
-        try:
-            eq = item_pixels(item, px_cache)
-        except (InputError, ValueError, OSError) as e:
-            failed.append((item.path, str(e)))
-            bar.update(len(exs))
-            continue
-        for ex, miss in exs:
-            names = tuple(d for d in detectors if d in miss)
-            if names not in pipes:
-                pipes[names] = Pipeline(list(names), fusion=FusionModel())
-            try:
-                sample = decode(view_bytes(eq, ex.view), path=item.path)
-            except (InputError, ValueError, OSError) as e:
-                failed.append((item.path, f"{ex.view}: {e}"))
-                bar.update(1)
-                continue
-            findings, _t, _errors = pipes[names].run_findings(sample)
-            got = {f.detector: (None if f.score is None else float(f.score)) for f in findings}
-            entry = cache.scores.setdefault(ex.key(root), {})
-            for d in names:
-                entry[d] = got.get(d)
-            n_done += 1
-            bar.update(1)
-            if n_done % save_every == 0:
+    jobs = list(todo.items())
+    since = 0
+    pool = None
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+
+        pool = mp.get_context("fork" if sys.platform != "win32" else "spawn").Pool(workers, _worker_init)
+        results = pool.imap_unordered(_score_item, jobs, chunksize=1)
+    else:
+        results = map(_score_item, jobs)
+    try:
+        for entries, fails, n in results:
+            failed += fails
+            for key, entry in entries.items():
+                cache.scores.setdefault(key, {}).update(entry)
+            since += n
+            bar.update(n)
+            if since >= save_every:
                 cache.write()
-    bar.close()
-    cache.write()
+                since = 0
+    finally:
+        if pool is not None:
+            pool.terminate()
+        bar.close()
+        cache.write()
     return cache.scores, failed, time.perf_counter() - t0
 
 
@@ -992,7 +1049,8 @@ def reliability_section(model, examples: list[Example], scores: dict[str, dict],
 def fit_from_scores(train: list[Example], calib: list[Example], scores: dict[str, dict], det_names: list[str],
                     kinds: dict[str, str], root: str = "", seed: int = 0, min_scored: int = 10,
                     free_weights: bool = False, calibrate: str = "calib", max_fpr: float = 0.02,
-                    authentic_threshold: float = 0.5, scale: str = "ai", center: bool = True) -> tuple[Any, dict[str, Any]]:
+                    authentic_threshold: float = 0.5, scale: str = "ai", center: bool = True,
+                    threshold_rule: str = "joint") -> tuple[Any, dict[str, Any]]:
     """Both stages and the thresholds from cached scores (no detector is run).
 
     Returns the :class:`~verity.core.fusion.FusionModel` and a dict of fitting facts for the provenance.
@@ -1076,12 +1134,53 @@ def fit_from_scores(train: list[Example], calib: list[Example], scores: dict[str
     sel = calib if len(calib) else train
     P = np.array([[p[c] for c in ("authentic", "ai_generated", "edited", "face_manipulated")]
                   for p in (model.probabilities(_findings(scores[e.key(root)])) for e in sel)])
-    t, table = choose_fake_threshold(P, [e.label for e in sel], max_fpr)
-    model.thresholds.update({"ai_generated": t, "edited": t})
+    labels = [e.label for e in sel]
+    t, table = choose_fake_threshold(P, labels, max_fpr)
     facts["threshold"] = {"fake": t, "authentic": authentic_threshold, "max_fpr": max_fpr,
+                          "rule": threshold_rule,
                           "chosen_on": "calib" if len(calib) else "train (not held out)",
                           "tradeoff": [r for r in table if r["threshold"] in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, t)]}
+    if threshold_rule == "per-class":
+        per = {c: choose_class_threshold(P, labels, c, max_fpr) for c in ("ai_generated", "edited")}
+        model.thresholds.update(per)
+        facts["threshold"]["per_class"] = per
+        facts["threshold"]["fpr_authentic_combined"] = round(fake_verdict_rates_per_class(P, labels, per), 4)
+    else:
+        model.thresholds.update({"ai_generated": t, "edited": t})
     return model, facts
+
+
+def choose_class_threshold(P: np.ndarray, labels: list[str], cls_name: str, max_fpr: float = 0.02,
+                           lowest: float = 0.5, highest: float = 0.99) -> float:
+    """The least threshold in ``lowest..highest`` (steps of 0.01) such that at most ``max_fpr`` of the
+    authentic examples get the verdict ``cls_name``; ``highest`` when none does."""
+    import numpy as np
+
+    from verity.core.types import CLASSES
+
+    k = CLASSES.index(cls_name)
+    auth = np.array([x == "authentic" for x in labels])
+    if not auth.any():
+        return float(highest)
+    top, conf = P.argmax(axis=1), P.max(axis=1)
+    for t in np.round(np.arange(lowest, highest + 1e-9, 0.01), 2):
+        if float(((top == k) & (conf >= t))[auth].mean()) <= max_fpr:
+            return float(t)
+    return float(highest)
+
+
+def fake_verdict_rates_per_class(P: np.ndarray, labels: list[str], thresholds: dict[str, float]) -> float:
+    """Share of authentic examples given a fake verdict when each fake class has its own threshold."""
+    import numpy as np
+
+    from verity.core.types import CLASSES
+
+    auth = np.array([x == "authentic" for x in labels])
+    top, conf = P.argmax(axis=1), P.max(axis=1)
+    call = np.zeros(len(labels), bool)
+    for c, t in thresholds.items():
+        call |= (top == CLASSES.index(c)) & (conf >= t)
+    return float(call[auth].mean()) if auth.any() else float("nan")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -1096,6 +1195,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="synthetic edits on the training side (default 90)")
     p.add_argument("--edited-val", type=int, default=40, metavar="N",
                    help="synthetic edits over the calibration and test sides (default 40)")
+    p.add_argument("--held-out", nargs=2, action="append", default=[], metavar=("DATASET", "HELDOUT.csv"),
+                   help="a further dataset whose split is fixed: the files HELDOUT.csv lists (`verity train "
+                   "semantic-head --heldout-csv`; the learned detectors never saw them) calibrate and test, "
+                   "the rest joins the training side; repeatable")
+    p.add_argument("--generated", type=int, default=None, metavar="N",
+                   help="at most N generated images on the training side, balanced over sources (default: all)")
+    p.add_argument("--val-max", type=int, default=None, metavar="N",
+                   help="at most N real photos and N generated images on each of the calibration and test "
+                   "sides, balanced over sources (default: all)")
+    p.add_argument("--test-csv", metavar="FILE.csv",
+                   help="also write the test side's real and generated files here (path,label,group,source) "
+                   "for `verity eval`")
     p.add_argument("--views", type=int, default=2, metavar="K",
                    help="random perturbed views of each training image besides its equalised copy (default 2; "
                    "generated images get K + 2)")
@@ -1122,13 +1233,74 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-fpr", type=float, default=0.02,
                    help="share of the calibration side's real photos (all views) that may get a fake verdict; "
                    "sets the fake classes' decision threshold (default 0.02)")
+    p.add_argument("--threshold-rule", choices=("joint", "per-class"), default="joint",
+                   help="'joint' (default): one threshold for both fake classes, at most --max-fpr of the "
+                   "calibration side's real photos called fake; 'per-class': ai_generated and edited each get "
+                   "the least threshold at which at most --max-fpr of those photos get that verdict (together "
+                   "up to twice --max-fpr; provenance.threshold.fpr_authentic_combined records the share)")
     p.add_argument("--include-detector-training", action="store_true",
                    help="do not remove the files the shipped learned detectors were trained on from the "
                    "held-out side (default: removed, so the held-out figures are clean)")
     p.add_argument("--reliability-only", action="store_true",
                    help="do not refit: score only the calibration side (with --cache) and write the reliability "
                    "bins of the fusion already in --out into that file, leaving its weights and thresholds as they are")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="score images in N processes (default 1; each uses one core)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+class PlanError(Exception):
+    """A usage problem found while planning a run; ``code`` is the exit code."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def plan_run(args: argparse.Namespace) -> argparse.Namespace:
+    """Read the datasets, split them and plan the examples, the way ``verity train fusion`` does.
+
+    Shared with ``benchmarks/fusion_compare.py``, which scores fusion files on the same test side.
+    Returns a namespace with ``records`` (the ``--data`` dataset), ``records_all`` (with the
+    ``--held-out`` datasets), ``det_names``, ``kinds``, ``split``, ``examples`` and ``root``;
+    raises :class:`PlanError`.
+    """
+    from verity.exit_codes import EXIT_MISSING, EXIT_USAGE
+
+    from verity.core.fusion import FusionModel
+    from verity.pipeline import Pipeline
+    from verity.train.data import detector_training_paths, read_dataset
+
+    records = read_dataset(args.data)
+    held_sets = []
+    for spec, csv_path in args.held_out:
+        recs = read_dataset(spec)
+        real = {os.path.realpath(r.path) for r in read_dataset(csv_path)}
+        listed = {r.path for r in recs if os.path.realpath(r.path) in real}
+        if not listed:
+            raise PlanError(f"{csv_path} lists none of the files of {spec}", EXIT_USAGE)
+        held_sets.append((recs, listed))
+    records_all = records + [r for recs, _ in held_sets for r in recs]
+    labels_present = Counter(r.label for r in records_all)
+    if not labels_present.get("authentic") or not labels_present.get("ai_generated"):
+        raise PlanError("the dataset needs authentic and ai_generated images", EXIT_USAGE)
+    dets = [d.strip() for d in args.detectors.split(",") if d.strip()] if args.detectors else None
+    try:
+        pipe = Pipeline(dets, fusion=FusionModel())  # only the detector list is used
+    except KeyError as e:
+        raise PlanError(e.args[0], EXIT_USAGE) from None
+    det_names = [d.name for d in pipe.detectors]
+    if not det_names:
+        raise PlanError("no detectors are registered and available", EXIT_MISSING)
+    kinds = {d.name: d.kind for d in pipe.detectors}
+    exclude = {} if args.include_detector_training else detector_training_paths(args.data, records)
+    train_r, calib_r, test_r, split = split_sides(records, args.val_fraction, args.seed, exclude, args.test_fraction,
+                                                  held_sets)
+    examples = plan_examples(train_r, calib_r, test_r, args.seed, args.authentic, args.edited, args.edited_val,
+                             args.views, args.views + 2, args.generated, args.val_max)
+    root = os.path.commonpath([os.path.abspath(r.path) for r in records_all]) if records_all else ""
+    return argparse.Namespace(records=records, records_all=records_all, det_names=det_names, kinds=kinds,
+                              split=split, examples=examples, root=root)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -1140,9 +1312,10 @@ def main(args: argparse.Namespace) -> int:
     cv2.setNumThreads(1)
     from verity import __version__
     from verity.core.fusion import FusionModel
-    from verity.pipeline import Pipeline
-    from verity.train.data import detector_training_paths, read_dataset
 
+    if args.workers < 1 or (args.generated is not None and args.generated < 1) or (args.val_max is not None and args.val_max < 1):
+        sys.stderr.write("verity train fusion: --workers, --generated and --val-max must be at least 1\n")
+        return EXIT_USAGE
     if min(args.authentic, args.edited) < 10 or args.edited_val < 0 or args.views < 0:
         sys.stderr.write("verity train fusion: --authentic and --edited must be at least 10, --views >= 0\n")
         return EXIT_USAGE
@@ -1153,33 +1326,19 @@ def main(args: argparse.Namespace) -> int:
         sys.stderr.write("verity train fusion: --max-fpr must be in [0, 1), --authentic-threshold in [0.25, 0.99]\n")
         return EXIT_USAGE
     t_start = time.perf_counter()
-    records = read_dataset(args.data)
-    labels_present = Counter(r.label for r in records)
-    if not labels_present.get("authentic") or not labels_present.get("ai_generated"):
-        sys.stderr.write("verity train fusion: the dataset needs authentic and ai_generated images\n")
-        return EXIT_USAGE
-    dets = [d.strip() for d in args.detectors.split(",") if d.strip()] if args.detectors else None
     try:
-        pipe = Pipeline(dets, fusion=FusionModel())  # only the detector list is used
-    except KeyError as e:
+        plan = plan_run(args)
+    except PlanError as e:
         sys.stderr.write(f"verity train fusion: {e.args[0]}\n")
-        return EXIT_USAGE
-    det_names = [d.name for d in pipe.detectors]
-    if not det_names:
-        sys.stderr.write("verity train fusion: no detectors are registered and available\n")
-        return EXIT_MISSING
-    kinds = {d.name: d.kind for d in pipe.detectors}
-    exclude = {} if args.include_detector_training else detector_training_paths(args.data, records)
-    train_r, calib_r, test_r, split = split_sides(records, args.val_fraction, args.seed, exclude, args.test_fraction)
-    examples = plan_examples(train_r, calib_r, test_r, args.seed, args.authentic, args.edited, args.edited_val,
-                             args.views, args.views + 2)
-    root = os.path.commonpath([r.path for r in records]) if records else ""
+        return e.code
+    det_names, kinds, split, examples, root = plan.det_names, plan.kinds, plan.split, plan.examples, plan.root
     cache = ScoreCache(args.cache)
     force = tuple(d.strip() for d in (args.rescore or "").split(",") if d.strip())
     stale = cache.sync(det_names, force)
     if args.reliability_only:
         return _reliability_only(args, examples, det_names, cache, root)
-    scores, failed, secs = score_examples(examples, det_names, cache, root, False if args.quiet else None)
+    scores, failed, secs = score_examples(examples, det_names, cache, root, False if args.quiet else None,
+                                          workers=args.workers)
     examples = [e for e in examples if e.key(root) in scores and all(d in scores[e.key(root)] for d in det_names)]
     side = {s: [e for e in examples if e.side == s] for s in ("train", "calib", "test")}
     if not side["train"] or not {e.label for e in side["train"]} >= set(FIT_CLASSES):
@@ -1188,7 +1347,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         model, facts = fit_from_scores(side["train"], side["calib"], scores, det_names, kinds, root, args.seed,
                                        args.min_scored, args.free_weights, args.calibrate, args.max_fpr,
-                                       args.authentic_threshold, args.scale)
+                                       args.authentic_threshold, args.scale, threshold_rule=args.threshold_rule)
     except ValueError as e:
         sys.stderr.write(f"verity train fusion: {e}\n")
         return EXIT_MISSING
@@ -1210,6 +1369,7 @@ def main(args: argparse.Namespace) -> int:
             "tool": f"verity {__version__} train fusion",
             "command": "verity train fusion " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["train", "fusion"] else "",
             "data": Path(args.data).name,
+            **({"held_out_data": [[Path(d).name, Path(c).name] for d, c in args.held_out]} if args.held_out else {}),
             "data_fingerprint": split["dataset_fingerprint"],
             "seed": args.seed,
             "split": split,
@@ -1243,6 +1403,16 @@ def main(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     FusionModel.load(out)  # the file must load
+    if args.test_csv:
+        import csv
+
+        tp = Path(args.test_csv)
+        tp.parent.mkdir(parents=True, exist_ok=True)
+        with tp.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["path", "label", "group", "source"])
+            for it in sorted({e.item for e in side["test"] if e.item.edit is None}, key=lambda i: i.path):
+                w.writerow([str(Path(it.path).resolve()), it.label, it.group, it.source])
     n = {s: len({e.item for e in v}) for s, v in side.items()}
     print(f"fitted {len(facts['fitted_detectors'])} detector{'' if len(facts['fitted_detectors']) == 1 else 's'} on {len(side['train'])} training examples "
           f"({n['train']} images); C={facts['C']}; calibration on {len(side['calib'])} examples ({n['calib']} images): "
