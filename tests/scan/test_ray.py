@@ -40,3 +40,29 @@ def test_ray_engine_gives_the_local_rows(ray_and_local):
     assert a == b
     assert sum(r["status"] == "ok" for r in ray_rows) == 5
     assert all(len(r["scores"]) >= 10 for r in ray_rows if r["status"] == "ok")  # the default pipeline ran
+
+
+def test_local_start_retries_once_after_a_startup_timeout(monkeypatch):
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'verity[scale]')")
+    pytest.importorskip("ray.data", reason="ray[data] is not installed (pip install 'verity[scale]')")
+    from verity.scan import ray_engine
+    from verity.scan.engine import ScanError
+
+    calls, shutdowns = [], []
+
+    def flaky_init(**kw):
+        calls.append(kw)
+        if len(calls) == 1:
+            raise Exception("The current node timed out during startup.")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", flaky_init)
+    monkeypatch.setattr(ray, "shutdown", lambda: shutdowns.append(1))
+    mod, started = ray_engine.start_ray(2)
+    assert mod is ray and started and len(calls) == 2 and len(shutdowns) == 1
+    # a start that keeps failing ends in one clear error after LOCAL_START_ATTEMPTS tries
+    calls.clear()
+    monkeypatch.setattr(ray, "init", lambda **kw: calls.append(kw) or (_ for _ in ()).throw(Exception("timed out")))
+    with pytest.raises(ScanError, match="cannot start a local Ray: timed out"):
+        ray_engine.start_ray(2)
+    assert len(calls) == ray_engine.LOCAL_START_ATTEMPTS

@@ -52,6 +52,11 @@ def _missing_ray() -> ScanError:
     return err
 
 
+#: Tries to start a private local Ray: Ray gives its raylet a fixed 30 s to register, which a busy
+#: 2-core machine can miss once.
+LOCAL_START_ATTEMPTS = 2
+
+
 def start_ray(workers: int, address: str | None = None):
     """Connect to ``address`` or start a private local Ray; returns (ray module, started_here)."""
     try:
@@ -69,7 +74,15 @@ def start_ray(workers: int, address: str | None = None):
             ray.init(address=address, runtime_env={"env_vars": env} if env else None, **kw)
         else:
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            ray.init(num_cpus=int(workers), object_store_memory=LOCAL_OBJECT_STORE, include_dashboard=False, **kw)
+            for attempt in range(LOCAL_START_ATTEMPTS):
+                try:
+                    ray.init(num_cpus=int(workers), object_store_memory=LOCAL_OBJECT_STORE, include_dashboard=False,
+                             **kw)
+                    break
+                except Exception:  # noqa: BLE001 - Ray waits 30 s for its raylet: a busy machine can miss it
+                    ray.shutdown()  # whatever part of the node started
+                    if attempt == LOCAL_START_ATTEMPTS - 1:
+                        raise
     except Exception as e:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError...
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise ScanError(f"cannot start {where}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
